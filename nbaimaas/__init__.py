@@ -1,2 +1,47 @@
-"""nbaimaas: AI models as a service, in the notebook (placeholder until api lands)."""
+"""nbaimaas: AI models as a service, in the notebook.
+
+    import nbaimaas as ai
+    ai.datasets()                                    # 1. data
+    ai.architectures()                               # 2. models
+    r = ai.train(data="digits", model="lenet", epochs=10, name="digits-cnn")   # 3-6
+    ai.evaluate("digits-cnn")                        # 5. validate on the test split
+    ai.predict("digits-cnn", images)                 # 7. apply to raw inputs
+
+In a notebook, ``%load_ext nbaimaas`` adds the same steps as magics (``%aimaas_train`` ...).
+Importing this package does not import torch; the engine loads on first use.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .api import (
+    alias, architectures, backend, connect, datasets, delete, describe, evaluate, get_run, lr_find,
+    model, models, predict, resume, runs, sample, start_training, summary, train, train_spec,
+)
+from .errors import NbaimaasError, UserError
+from .results import EvalResult, ModelVersion, Prediction, TrainResult
+from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec, TuneSpec
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "alias", "architectures", "backend", "connect", "datasets", "delete", "describe", "evaluate",
+    "get_run", "lr_find", "model", "models", "predict", "resume", "runs", "sample", "start_training",
+    "summary", "train", "train_spec",
+    "DataSpec", "InitSpec", "ModelSpec", "PredictRequest", "TrainSpec", "TuneSpec",
+    "EvalResult", "ModelVersion", "Prediction", "TrainResult", "NbaimaasError", "UserError", "errors",
+    "load_ipython_extension", "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbaimaas``: register the magics (imports no torch)."""
+    from .notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "TrainResult", "EvalResult", "Prediction", "ModelVersion", "DatasetInfo", "ArchInfo",
-    "Listing", "html_table",
+    "Listing", "ModelSummary", "html_table",
 ]
 
 
@@ -223,3 +223,47 @@ class Prediction(_Value):
         if self.labels is not None:
             return f"Prediction({self.model}, labels={self.labels[:10]}{'...' if len(self) > 10 else ''})"
         return f"Prediction({self.model}, values={np.round(np.asarray(self.values)[:5], 4).tolist()})"
+
+
+@dataclass(frozen=True)
+class ModelSummary(_Value):
+    """Layer by layer: name, type, output shape per sample, parameters (like Keras' summary).
+
+    ``rows``: ``{"layer", "type", "output", "params"}``; ``output`` is the shape of one sample
+    (the batch dimension dropped) or None where the layer's forward is never called on its own.
+    """
+
+    rows: list
+    total_params: int
+    trainable_params: int
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def _display_rows(self) -> list[dict]:
+        return [{"layer": r["layer"], "type": r["type"],
+                 "output": "-" if r["output"] is None else
+                 "(" + ", ".join(["N", *map(str, r["output"])]) + ")",
+                 "params": f"{r['params']:,}"} for r in self.rows]
+
+    def _footer(self) -> str:
+        return (f"{self.total_params:,} parameters ({self.trainable_params:,} trainable, "
+                f"{self.non_trainable_params:,} frozen)")
+
+    def _repr_html_(self) -> str:
+        return html_table(self._display_rows(), ["layer", "type", "output", "params"],
+                          self._footer())
+
+    def __str__(self) -> str:
+        rows = self._display_rows()
+        cols = ["layer", "type", "output", "params"]
+        width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols}
+
+        def line(r: dict) -> str:
+            cells = [r[c].ljust(width[c]) for c in cols[:-1]] + [r["params"].rjust(width["params"])]
+            return "  ".join(cells).rstrip()
+
+        rule = "-" * len(line({c: c for c in cols}))
+        body = [line(r) for r in rows]
+        return "\n".join([line({c: c for c in cols}), rule, *body, rule, self._footer()])

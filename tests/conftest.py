@@ -15,7 +15,11 @@ def _private_home(tmp_path, monkeypatch):
     """Every test gets its own NBAIMAAS_HOME, so no test sees another's models."""
     home = tmp_path / "nbaimaas-home"
     monkeypatch.setenv("NBAIMAAS_HOME", str(home))
+    from nbaimaas.session import current
+
+    current().reset()
     yield home
+    current().reset()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,222 @@
+"""The Python twin of every magic: the seven steps as plain function calls.
+
+Each function builds a spec, asks the current Backend (``ai.connect``) and returns a result value.
+Keywords are the spec's fields; ``ai.train(data="digits", model="lenet", epochs=10)`` is the same as
+``ai.train(ai.TrainSpec(data=ai.DataSpec("digits"), model=ai.ModelSpec("lenet"), epochs=10))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from .errors import SpecError, UserError, unknown_name
+from .results import Listing
+from .session import current
+from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec
+
+__all__ = [
+    "datasets", "architectures", "describe", "sample", "summary", "train", "start_training",
+    "resume", "get_run", "runs", "lr_find", "evaluate", "predict", "models", "model", "alias",
+    "delete", "connect", "backend", "train_spec",
+]
+
+_DATA_FIELDS = {f.name for f in dataclasses.fields(DataSpec)} - {"name", "seed"}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSpec)} - {"data", "model", "init"}
+
+
+def backend():
+    """The Backend every call below goes to (in-process engine unless ``connect``-ed)."""
+    return current().backend
+
+
+def connect(target: str = "local", *, token: str | None = None, home: str | None = None, transport=None):
+    """Use the in-process engine (``"local"``) or a model service at a URL."""
+    return current().connect(target, token=token, home=home, transport=transport)
+
+
+# -- building specs from keywords ------------------------------------------------------------
+
+def _is_module(obj: Any) -> bool:
+    # Duck-typed so this layer never imports torch: an nn.Module has these three.
+    return all(hasattr(obj, a) for a in ("state_dict", "parameters", "forward"))
+
+
+def _split_data(data: Any) -> tuple[str | DataSpec, Any]:
+    """A built-in name, path or DataSpec stays a spec; anything else is inline user data."""
+    if isinstance(data, (str, DataSpec)):
+        return data, None
+    if data is None:
+        raise UserError("no data given", "pass data='digits' (see ai.datasets()) or your arrays")
+    return "inline", data
+
+
+def data_spec(data: Any = "digits", seed: int = 0, **fields) -> tuple[DataSpec, Any]:
+    name, inline = _split_data(data)
+    for key in fields:
+        if key not in _DATA_FIELDS:
+            raise unknown_name("data option", key, _DATA_FIELDS)
+    if isinstance(name, DataSpec):
+        return (name.replace(**fields) if fields else name), inline
+    return DataSpec(name=name, seed=seed, **fields), inline
+
+
+def _model_spec(model: Any, options: dict | None, layers: list | None) -> tuple[ModelSpec, Any]:
+    if _is_module(model):
+        return ModelSpec(arch="module"), model
+    if isinstance(model, ModelSpec):
+        return model, None
+    if isinstance(model, dict):
+        return ModelSpec.from_dict(model), None
+    if layers is not None:
+        return ModelSpec(arch="layers", options=options or {}, layers=list(layers)), None
+    if not isinstance(model, str):
+        raise SpecError(f"model must be an architecture name, a ModelSpec or an nn.Module, got {type(model).__name__}")
+    return ModelSpec(arch=model, options=options or {}), None
+
+
+def _init_spec(init: Any) -> InitSpec:
+    if isinstance(init, InitSpec):
+        return init
+    if isinstance(init, dict):
+        return InitSpec.from_dict(init)
+    return InitSpec(scheme=init)
+
+
+def train_spec(spec: TrainSpec | None = None, *, data: Any = "digits", model: Any = "mlp",
+               init: Any = "default", options: dict | None = None, layers: list | None = None,
+               **fields) -> tuple[TrainSpec, Any, Any]:
+    """(TrainSpec, inline data or None, user nn.Module or None) from keywords."""
+    if spec is not None:
+        if not isinstance(spec, TrainSpec):
+            spec = TrainSpec.from_dict(spec)
+        return spec, None, None
+    data_fields = {k: fields.pop(k) for k in list(fields) if k in _DATA_FIELDS}
+    for key in fields:
+        if key not in _TRAIN_FIELDS:
+            raise unknown_name("train option", key, _TRAIN_FIELDS | _DATA_FIELDS | {"data", "model", "init"})
+    dspec, inline = data_spec(data, seed=fields.get("seed", 0), **data_fields)
+    mspec, module = _model_spec(model, options, layers)
+    return TrainSpec(data=dspec, model=mspec, init=_init_spec(init), **fields), inline, module
+
+
+# -- the seven steps -------------------------------------------------------------------------
+
+def datasets() -> Listing:
+    """Step 1, what data there is: the built-in datasets, with task, shapes and classes."""
+    return Listing(backend().datasets(), caption="built-in datasets")
+
+
+def describe(data: Any = "digits", **fields) -> dict:
+    """Step 1, look at the data: task, shapes, classes and counts, NaN report, a few samples."""
+    spec, inline = data_spec(data, **fields)
+    return backend().describe_data(spec, inline)
+
+
+def sample(data: Any = "digits", n: int = 16, **fields) -> dict:
+    """Raw test inputs and their labels, e.g. images to try ``predict`` on."""
+    spec, inline = data_spec(data, **fields)
+    return backend().sample(spec, "test", n, inline)
+
+
+def architectures(task: str | None = None, modality: str | None = None) -> Listing:
+    """Step 2, what models there are: the architecture catalog and the tasks each fits."""
+    return Listing(backend().architectures(task, modality), caption="architectures")
+
+
+def summary(model: Any = "mlp", data: Any = "digits", *, options: dict | None = None,
+            layers: list | None = None, **data_fields):
+    """Step 2, look at a model: layers, output shapes and parameter counts, sized to the data."""
+    dspec, inline = data_spec(data, **data_fields)
+    mspec, module = _model_spec(model, options, layers)
+    return backend().summary(mspec, dspec, inline, module)
+
+
+def start_training(spec: TrainSpec | None = None, **fields):
+    """Steps 3-4 without waiting: returns a Run (``events()``, ``wait()``, ``stop()``, ``result()``)."""
+    spec, inline, module = train_spec(spec, **fields)
+    return backend().start_training(spec, inline, module)
+
+
+def train(spec: TrainSpec | None = None, *, progress: Callable | None = None, **fields):
+    """Steps 3-6: initialise, train, validate every epoch, keep the best; returns a TrainResult.
+
+    ``progress`` is called with every event (the notebook passes its live view). Ctrl-C stops
+    the run at a batch boundary and returns what was kept instead of losing it.
+    """
+    run = start_training(spec, **fields)
+    return watch(run, progress)
+
+
+def watch(run, progress: Callable | None = None, poll: float = 0.1):
+    """Follow a run until it ends, feeding ``progress``; Ctrl-C asks it to stop and waits."""
+    seen = -1
+    try:
+        while not run.done:
+            seen = _feed(run.events(seen, timeout=poll), progress, seen)
+    except KeyboardInterrupt:
+        run.stop()
+    while not run.done:          # after Ctrl-C: the run finishes its batch and saves
+        seen = _feed(run.events(seen, timeout=poll), progress, seen)
+    _feed(run.events(seen), progress, seen)
+    return run.result()
+
+
+def _feed(events: list, progress: Callable | None, seen: int) -> int:
+    for event in events:
+        if progress is not None:
+            progress(event)
+        seen = event.seq
+    return seen
+
+
+def resume(run_id: str, data: Any = None, *, progress: Callable | None = None):
+    """Continue a stopped or interrupted run from its last checkpoint, to the same end."""
+    inline = None if data is None or isinstance(data, str) else data
+    return watch(backend().resume(run_id, inline), progress)
+
+
+def get_run(run_id: str):
+    return backend().get_run(run_id)
+
+
+def runs() -> list:
+    return backend().runs()
+
+
+def lr_find(spec: TrainSpec | None = None, **fields) -> dict:
+    """Step 6, pick a learning rate: the LR range test's curve and its suggestion."""
+    spec, inline, module = train_spec(spec, **fields)
+    return backend().lr_find(spec, inline, module)
+
+
+def evaluate(model: str, data: Any = None, split: str = "test", **fields):
+    """Step 5, validate: metrics (and a confusion matrix) of a registered model on a split."""
+    if data is None and not fields:
+        return backend().evaluate(str(model), None, split)
+    spec, inline = data_spec(data if data is not None else "inline", **fields)
+    return backend().evaluate(str(model), spec if inline is None else None, split, inline)
+
+
+def predict(model: str, inputs: Any, top_k: int = 1, horizon: int | None = None):
+    """Step 7, apply: raw inputs in (images, rows, strings, a recent window), predictions out."""
+    return backend().predict(PredictRequest(model=str(model), top_k=top_k, horizon=horizon), inputs)
+
+
+def models(name: str | None = None) -> Listing:
+    """The registry: every registered model version with its aliases and metrics."""
+    return Listing(backend().models(name), caption="registered models")
+
+
+def model(ref: str):
+    return backend().model(str(ref))
+
+
+def alias(ref: str, alias: str):
+    """Point ``NAME@ALIAS`` at a version, e.g. ``ai.alias("digits-cnn:2", "prod")``."""
+    return backend().set_alias(str(ref), alias)
+
+
+def delete(ref: str, all_versions: bool = False) -> None:
+    backend().delete(str(ref), all_versions)

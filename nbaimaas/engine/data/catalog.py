@@ -1,0 +1,68 @@
+"""The dataset catalog: built-in datasets by name (an explicit, timm-style registry object).
+
+The catalog holds *code* (loaders); trained models live in the model registry. Loaders register
+with a decorator so adding a dataset is one function, and it is tested for free by the
+catalog-wide tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ...errors import unknown_name
+from .raw import RawData
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered dataset: its loader plus facts shown by ``list_datasets`` without loading."""
+
+    name: str
+    loader: Callable[[], RawData]
+    modality: str
+    task: str
+    description: str = ""
+    samples: int | None = None
+    input_shape: list | None = None
+    classes: list = field(default_factory=list)
+
+    def load(self) -> RawData:
+        return self.loader()
+
+
+class Catalog:
+    """Name -> Entry; ``get`` answers unknown names with "did you mean"."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, *, modality: str, task: str, description: str = "",
+                 samples: int | None = None, input_shape: list | None = None,
+                 classes: list | None = None) -> Callable:
+        def decorate(loader: Callable[[], RawData]) -> Callable[[], RawData]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is already registered")
+            self._entries[name] = Entry(name, loader, modality, task, description, samples,
+                                        input_shape, list(classes or []))
+            return loader
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise unknown_name(self.kind, name, self.names()) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+DATASETS = Catalog("dataset")

@@ -1,0 +1,232 @@
+"""The training loop, readable top to bottom: ``fit`` is the whole story.
+
+Speed choices (see DESIGN "Speed"): the splits are moved to the device once and batched by
+slicing a seeded permutation (no DataLoader for in-memory data); the running loss stays on the
+device and is read only at progress ticks, so a step never waits for the host.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import NonFiniteLossError, SpecError
+from ..events import Checkpointed, EpochEnded, Progress, RunStarted
+from ..specs import TrainSpec
+from .checkpoint import BEST, LAST, cpu_state, load_checkpoint, save_checkpoint
+from .metrics import MetricAccumulator, lower_is_better, make_loss
+from .optim import Schedule, make_optimizer, make_schedule
+from .types import Prepared, Split
+
+PROGRESS_EVERY_S = 0.25   # at most four progress events a second: drawing must not slow training
+
+
+@dataclass
+class LoopContext:
+    """What one run of ``fit`` needs; the caller owns the model, the run folder and the events."""
+
+    spec: TrainSpec
+    data: Prepared
+    model: nn.Module
+    run_dir: Path
+    emit: Callable[..., object]          # emit(EventClass, **fields)
+    stop: threading.Event = field(default_factory=threading.Event)
+    resume: bool = False
+
+
+@dataclass
+class LoopOutcome:
+    status: str                          # completed | stopped | failed
+    message: str
+    history: list
+    best_epoch: int
+    best_metrics: dict
+    best_state: dict | None              # CPU state dict of the best epoch's model
+    seconds: float
+    device: str
+
+
+@dataclass
+class BestTracker:
+    """Remembers the best epoch on the monitored metric and counts epochs without progress."""
+
+    monitor: str
+    epoch: int = 0
+    value: float = math.nan
+    metrics: dict = field(default_factory=dict)
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, metrics: dict) -> bool:
+        value = metrics[self.monitor]
+        better = math.isnan(self.value) or (
+            value < self.value if lower_is_better(self.monitor) else value > self.value)
+        if better:
+            self.epoch, self.value, self.metrics, self.bad_epochs = epoch, value, dict(metrics), 0
+        else:
+            self.bad_epochs += 1
+        return better
+
+
+def pick_device(wanted: str) -> torch.device:
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise SpecError("device 'cuda' was asked for but no CUDA device is available", "use device='auto'")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(wanted)
+
+
+def monitored_metric(spec: TrainSpec, data: Prepared) -> str:
+    has_val = len(data.val) > 0
+    allowed = ["train_loss"] + (["val_loss"] + [f"val_{m}" for m in _task_metrics(data.info.task)]
+                                if has_val else [])
+    monitor = spec.monitor or ("val_loss" if has_val else "train_loss")
+    if monitor not in allowed:
+        raise SpecError(f"cannot monitor '{monitor}' for this run; choose one of {', '.join(allowed)}")
+    return monitor
+
+
+def _task_metrics(task: str) -> tuple[str, ...]:
+    return ("accuracy", "f1") if task == "classification" else ("mae", "rmse", "r2")
+
+
+def fit(ctx: LoopContext) -> LoopOutcome:
+    spec, data = ctx.spec, ctx.data
+    device = pick_device(spec.device)
+    monitor = monitored_metric(spec, data)
+    torch.manual_seed(spec.seed)                       # dropout and friends draw from the global RNG
+    model = ctx.model.to(device)
+    train, val = _to_device(data.train, device), _to_device(data.val, device)
+    steps = math.ceil(len(train) / spec.batch_size)
+    loss_fn = make_loss(data.info.task, spec.loss)
+    optimizer = make_optimizer(spec, model.parameters())
+    schedule = make_schedule(spec, optimizer, steps)
+    shuffle = torch.Generator().manual_seed(spec.seed)  # its own stream, so resuming replays it
+    best, history, best_state = BestTracker(monitor), [], None
+    first = 1
+    if ctx.resume:
+        first, history, best, best_state = _restore(ctx.run_dir, model, optimizer, schedule, shuffle, best)
+    ctx.emit(RunStarted, spec=spec.to_dict(), epochs=spec.epochs, steps_per_epoch=steps,
+             device=str(device), resumed_from_epoch=first - 1)
+    started, status, message = time.perf_counter(), "completed", ""
+    for epoch in range(first, spec.epochs + 1):
+        t0 = time.perf_counter()
+        train_loss, stopped = _train_epoch(ctx, model, train, loss_fn, optimizer, schedule, shuffle, epoch, steps)
+        if stopped:
+            status, message = "stopped", f"stopped by request during epoch {epoch}"
+            break
+        metrics = {"train_loss": train_loss, **evaluate_split(model, val, loss_fn, data, "val_")}
+        improved = best.update(epoch, metrics)
+        if improved:
+            best_state = cpu_state(model)
+        history.append({"epoch": epoch, "lr": _lr(optimizer), **metrics})
+        schedule.after_epoch()
+        _checkpoint(ctx, epoch, model, optimizer, schedule, shuffle, history, best, improved)
+        ctx.emit(EpochEnded, epoch=epoch, metrics=metrics, lr=history[-1]["lr"],
+                 seconds=time.perf_counter() - t0, best=improved)
+        if spec.early_stop and best.bad_epochs >= spec.early_stop:
+            message = f"early stop: no better {monitor} for {spec.early_stop} epochs"
+            break
+    return LoopOutcome(status, message, history, best.epoch, best.metrics, best_state,
+                       time.perf_counter() - started, str(device))
+
+
+def _train_epoch(ctx, model, train: Split, loss_fn, optimizer, schedule: Schedule, shuffle, epoch, steps):
+    """One pass over the shuffled training split. Returns (mean loss, stopped by request)."""
+    spec, bs = ctx.spec, ctx.spec.batch_size
+    model.train()
+    perm = torch.randperm(len(train), generator=shuffle).to(train.x.device)
+    loss_sum = torch.zeros((), device=train.x.device)   # stays on the device: no sync per step
+    check_each_step = train.x.device.type == "cpu"       # a host read is free on the CPU
+    seen, last_tick, t0 = 0, time.monotonic(), time.perf_counter()
+    for step in range(1, steps + 1):
+        if ctx.stop.is_set():
+            return math.nan, True
+        idx = perm[(step - 1) * bs: step * bs]
+        xb, yb = train.x[idx], train.y[idx]             # xb: [B, ...], yb: [B] or [B, out]
+        loss = loss_fn(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        optimizer.step()
+        schedule.after_batch()
+        loss_sum += loss.detach() * len(idx)
+        seen += len(idx)
+        now = time.monotonic()
+        if check_each_step or now - last_tick >= PROGRESS_EVERY_S or step == steps:
+            _check_finite(loss if check_each_step else loss_sum, epoch, step)
+        if now - last_tick >= PROGRESS_EVERY_S or step == steps:
+            last_tick = now
+            ctx.emit(Progress, epoch=epoch, step=step, steps=steps, loss=float(loss_sum) / seen,
+                     samples_per_s=seen / max(time.perf_counter() - t0, 1e-9))
+    return float(loss_sum) / max(seen, 1), False
+
+
+def _check_finite(value: torch.Tensor, epoch: int, step: int) -> None:
+    if not bool(torch.isfinite(value)):
+        raise NonFiniteLossError(f"loss became NaN at epoch {epoch}, step {step}",
+                                 "lower the learning rate or set grad_clip; the last good checkpoint was kept")
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, split: Split, loss_fn, data: Prepared, prefix: str,
+                   batch_size: int = 1024) -> dict:
+    """Loss and task metrics over a split, in data units for regression and forecasts."""
+    if len(split) == 0:
+        return {}
+    model.eval()
+    acc = MetricAccumulator(data.info.task, data.info.n_outputs, split.x.device)
+    for i in range(0, len(split), batch_size):
+        xb, yb = split.x[i:i + batch_size], split.y[i:i + batch_size]
+        out = model(xb)
+        acc.add(out, yb, loss_fn(out, yb))
+    inverse = getattr(data.preprocessor, "inverse_targets", None)
+    return acc.compute(prefix, inverse if data.info.task != "classification" else None)
+
+
+def _to_device(split: Split, device: torch.device) -> Split:
+    return Split(split.x.to(device), split.y.to(device))
+
+
+def _lr(optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def _checkpoint(ctx, epoch, model, optimizer, schedule, shuffle, history, best, improved) -> None:
+    state = {
+        "epoch": epoch,
+        "model": cpu_state(model),
+        "optimizer": cpu_state(optimizer),
+        "schedule": schedule.state_dict(),
+        "shuffle_rng": shuffle.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "best": {"epoch": best.epoch, "value": best.value, "metrics": best.metrics, "bad": best.bad_epochs},
+    }
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ctx.run_dir / LAST, state)
+    ctx.emit(Checkpointed, epoch=epoch, which="last", path=str(ctx.run_dir / LAST))
+    if improved:
+        save_checkpoint(ctx.run_dir / BEST, {"epoch": epoch, "model": state["model"], "metrics": best.metrics})
+        ctx.emit(Checkpointed, epoch=epoch, which="best", path=str(ctx.run_dir / BEST))
+
+
+def _restore(run_dir: Path, model, optimizer, schedule, shuffle, best: BestTracker):
+    """Load ``last.pt`` so the next epoch starts exactly as it would have without the break."""
+    state = load_checkpoint(run_dir / LAST)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    shuffle.set_state(state["shuffle_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    b = state["best"]
+    best.epoch, best.value, best.metrics, best.bad_epochs = b["epoch"], b["value"], b["metrics"], b["bad"]
+    best_state = load_checkpoint(run_dir / BEST)["model"] if (run_dir / BEST).exists() else None
+    return state["epoch"] + 1, list(state["history"]), best, best_state
