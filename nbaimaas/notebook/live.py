@@ -179,8 +179,9 @@ class LiveView:
         self.last_png = self._image.value = png
         self._image.layout.display = ""
         self._plot_dirty = False
-        # Keep drawing to a fixed share of wall time: a slow draw pushes the next one back.
-        cost = self._clock() - start
+        # Keep drawing to a fixed share of wall time: a slow draw pushes the next one back. The
+        # first draw is not a measure (it loads matplotlib's modules and font cache).
+        cost = self._clock() - start if self.plot_renders > 1 else 0.0
         self._next_plot = self._clock() + max(self.min_interval, cost / _PLOT_BUDGET)
 
     def figure(self):

@@ -41,8 +41,9 @@ class ArchEntry:
     def options(self) -> dict:
         """The builder's keyword-only parameters and their defaults."""
         params = inspect.signature(self.build).parameters.values()
+        injected = {"layers"} if self.name == LAYERS_ARCH else set()
         return {p.name: p.default for p in params
-                if p.kind is p.KEYWORD_ONLY and not (self.name == LAYERS_ARCH and p.name == "layers")}
+                if p.kind is p.KEYWORD_ONLY and p.name not in injected}
 
     def arch_info(self) -> ArchInfo:
         return ArchInfo(self.name, self.family, list(self.modalities), list(self.tasks),

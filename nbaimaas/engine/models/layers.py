@@ -8,6 +8,9 @@
 In-features are found by pushing a dummy batch through the layers built so far (shape
 propagation), not with Lazy modules, so a fresh build has every parameter's shape up front and a
 stored state_dict loads into it. The last ``linear`` may omit ``out``: it gets ``info.n_outputs``.
+``lstm``/``gru`` return the last step [N, H] (``"sequence": true``: every step [N, L, H]); on
+right-padded text that last step is usually padding, so the ``lstm`` architecture, which reads
+each row's last real token, is the better choice there.
 Errors name the layer by its 0-based index in the list: ``layer 3 (linear): unknown key 'outt'``.
 """
 

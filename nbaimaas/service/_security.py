@@ -1,0 +1,181 @@
+"""Secure by default: bearer tokens, a Host allowlist and a body size limit.
+
+Three small ASGI middlewares, outermost first: HostAllowlist (DNS rebinding: a page on
+evil.example resolving to 127.0.0.1 still sends ``Host: evil.example``), BearerAuth (every
+route but health and the API description), BodyLimit (413 from Content-Length before reading,
+and by counting while streaming). Each answers on its own without reading the request body.
+
+Tokens: ``<store>/token`` (admin: everything) and ``<store>/token.predict`` (read-only: GET
+routes and predict), created on first start with mode 0600. Only the Authorization header is
+read (never a query string, which ends up in logs), compared in constant time, never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import AuthError, NbaimaasError, UserError
+from ._errors import error_body, status_for
+from .wire import ForbiddenError, PayloadTooLargeError
+
+__all__ = ["Tokens", "load_tokens", "HostAllowlist", "BearerAuth", "BodyLimit",
+           "LOOPBACK_HOSTS", "PUBLIC_PATHS"]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+PUBLIC_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+_PREDICT_ROUTE = re.compile(r"/v1/models/[^/]+/predict")
+_READ_METHODS = ("GET", "HEAD")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    admin: str
+    predict: str | None = None
+
+    def __repr__(self) -> str:  # never show a token, even in a debugger or a log line
+        return "Tokens(admin=***, predict=***)"
+
+    def role(self, given: str) -> str | None:
+        """'admin', 'predict' or None; both compared in constant time."""
+        role = None
+        if hmac.compare_digest(given.encode(), self.admin.encode()):
+            role = "admin"
+        if self.predict and hmac.compare_digest(given.encode(), self.predict.encode()):
+            role = role or "predict"
+        return role
+
+
+def load_tokens(store: Path) -> Tokens:
+    """The store's tokens, created (0600) on first start."""
+    return Tokens(_read_or_create(store / "token"), _read_or_create(store / "token.predict"))
+
+
+def _read_or_create(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, 0o600)   # someone loosened it: tighten rather than serve with it
+        token = path.read_text().strip()
+        if len(token) < 16:
+            raise UserError(f"the token file {path} is empty or too short", "delete it to get a new one")
+        return token
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        if hasattr(os, "fchmod"):
+            os.fchmod(f.fileno(), 0o600)
+        f.write(token + "\n")
+    return token
+
+
+async def _reply(send, err: NbaimaasError, status: int | None = None) -> None:
+    status = status or status_for(err)
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    body = error_body(err)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class HostAllowlist:
+    def __init__(self, app, hosts: frozenset[str]):
+        self.app = app
+        self.hosts = frozenset(h.lower() for h in hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and "*" not in self.hosts:
+            host = _strip_port((_header(scope, b"host") or "").lower())
+            if host not in self.hosts:
+                err = UserError("this Host is not allowed", "connect with http://127.0.0.1:PORT")
+                return await _reply(send, err, 400)
+        await self.app(scope, receive, send)
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):                      # [::1]:8765
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class BearerAuth:
+    def __init__(self, app, tokens: Tokens):
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            err = self._check(scope)
+            if err is not None:
+                return await _reply(send, err)
+        await self.app(scope, receive, send)
+
+    def _check(self, scope) -> NbaimaasError | None:
+        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return AuthError("this service needs a token",
+                             "pass token= to ai.connect, set NBAIMAAS_TOKEN, or share the store")
+        role = self.tokens.role(given.strip())
+        if role is None:
+            return AuthError("the token is not valid for this service")
+        if role == "predict" and not (scope["method"] in _READ_METHODS or (
+                scope["method"] == "POST" and _PREDICT_ROUTE.fullmatch(scope["path"]))):
+            return ForbiddenError("the predict token may only predict and read",
+                                  "use the admin token (the store's 'token' file)")
+        return None
+
+
+class _TooLarge(PayloadTooLargeError):
+    """Raised inside the app while it reads, so its error handler answers 413 itself."""
+
+
+class BodyLimit:
+    def __init__(self, app, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await _reply(send, self._error())
+        seen, started = 0, False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:          # chunked bodies have no Content-Length to check
+                raise _TooLarge(self._error().message, self._error().hint)
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _reply(send, self._error())
+
+    def _error(self) -> PayloadTooLargeError:
+        mb = self.max_body / 2**20
+        return PayloadTooLargeError(f"the request body is larger than the limit of {mb:g} MB",
+                                    "send less at once, or start the service with a larger --max-body")
