@@ -31,7 +31,23 @@ __all__ = [
     "DataSpec", "InitSpec", "ModelSpec", "PredictRequest", "TrainSpec", "TuneSpec",
     "EvalResult", "ModelVersion", "Prediction", "TrainResult", "NbaimaasError", "UserError", "errors",
     "load_ipython_extension", "unload_ipython_extension",
+    "TrainPanel", "PredictPanel", "ModelsPanel",
 ]
+
+_PANELS = ("TrainPanel", "PredictPanel", "ModelsPanel")
+
+
+def __getattr__(name: str):
+    # Panels need ipywidgets and matplotlib; import them only when someone asks for a panel.
+    if name in _PANELS:
+        from .notebook import panels
+
+        return getattr(panels, name)
+    raise AttributeError(f"module 'nbaimaas' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PANELS))
 
 
 def load_ipython_extension(ipython) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import NotFoundError, UserError
 from ..results import ArchInfo, DatasetInfo, EvalResult, ModelVersion, Prediction
-from ..specs import DataSpec, ModelSpec, PredictRequest, TrainSpec
+from ..specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec
 
 
 class LocalBackend:
@@ -70,7 +70,13 @@ class LocalBackend:
         from ..engine.models import create_model, wrap_module
 
         data = prepare(spec.data, inline)
-        model = wrap_module(module, data.info) if module is not None else create_model(spec.model, data.info)
+        if module is not None:
+            model = wrap_module(module, data.info)
+            # A user's own module may arrive pretrained: re-initialise only when asked to.
+            if spec.init != InitSpec():
+                initialize(model, spec.init, spec.seed)
+            return data, model
+        model = create_model(spec.model, data.info)
         initialize(model, spec.init, spec.seed)
         return data, model
 
@@ -168,8 +174,7 @@ class LocalBackend:
         return self.registry.resolve(ref)
 
     def set_alias(self, ref: str, alias: str) -> ModelVersion:
-        self.registry.set_alias(ref, alias)
-        return self.registry.resolve(ref)
+        return self.registry.set_alias(ref, alias)
 
     def delete(self, ref: str, all_versions: bool = False) -> None:
         self.registry.delete(ref, all_versions=all_versions)

@@ -26,7 +26,7 @@ from ..errors import AuthError, DataError, UserError
 __all__ = [
     "NPY_TYPE", "SAFETENSORS_TYPE", "NDJSON_TYPE", "UnsupportedMediaError", "PayloadTooLargeError",
     "ForbiddenError", "encode_npy", "decode_npy", "check_safetensors", "encode_inline",
-    "decode_inline", "to_jsonable", "from_jsonable", "ARRAY_ID", "dumps",
+    "decode_inline", "to_jsonable", "from_jsonable", "ARRAY_ID", "dumps", "loads", "to_numpy",
 ]
 
 NPY_TYPE = "application/x-npy"
@@ -65,6 +65,10 @@ class ForbiddenError(AuthError):
 def dumps(obj: Any) -> str:
     """JSON as Python writes it: NaN and Infinity stay numbers, so metrics round-trip exactly."""
     return json.dumps(obj, separators=(",", ":"), default=_plain)
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text)
 
 
 def _plain(obj: Any) -> Any:

@@ -63,3 +63,14 @@ def masked_mean(h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Mean of h [N, L, D] over the steps where keep [N, L] is true -> [N, D]."""
     w = keep.unsqueeze(-1).to(h.dtype)                  # [N, L, 1]
     return (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+
+
+def relative_to_last(net, x):
+    """Run ``net`` on a series window measured from its last value, and add that value back.
+
+    x: [N, window, 1] -> [N, horizon]. The model learns the *change* ahead, so the naive
+    last-value forecast is its starting point, and a trending series whose test period lies
+    outside the training range (CO2) stays in the range the network has seen.
+    """
+    last = x[:, -1:, :]                                   # [N, 1, 1]
+    return net(x - last) + last[:, :, 0]                  # [N, horizon] + [N, 1]

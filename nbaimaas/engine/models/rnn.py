@@ -13,7 +13,7 @@ from torch import nn
 
 from ..types import DataInfo
 from .catalog import ARCHITECTURES
-from .common import fraction, positive, text_lengths
+from .common import fraction, positive, relative_to_last, text_lengths
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -35,15 +35,16 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(hidden, info.n_outputs)
 
     def forward(self, x):
-        if self.text:
-            last = text_lengths(x) - 1                      # [N] index of the last real token
-            x = self.embed(x)                               # [N, L] -> [N, L, E]
-        out, _ = self.rnn(x)                                # [N, L, hidden]
-        if self.text:
-            h = out[torch.arange(len(out), device=out.device), last]   # [N, hidden]
-        else:
-            h = out[:, -1]                                  # [N, hidden] after the whole window
+        if not self.text:
+            return relative_to_last(self._series, x)        # [N, window, 1] -> [N, horizon]
+        last = text_lengths(x) - 1                          # [N] index of the last real token
+        out, _ = self.rnn(self.embed(x))                    # [N, L] -> [N, L, E] -> [N, L, hidden]
+        h = out[torch.arange(len(out), device=out.device), last]   # [N, hidden]
         return self.head(self.dropout(h))                   # [N, n_outputs]
+
+    def _series(self, x):
+        out, _ = self.rnn(x)                                # [N, window, hidden]
+        return self.head(self.dropout(out[:, -1]))          # [N, horizon] after the whole window
 
 
 def _register(cell: str, description: str) -> None:

@@ -1,0 +1,56 @@
+"""The ``nbaimaas`` command: ``nbaimaas serve [--host 127.0.0.1] [--port 8765] [--store DIR]``.
+
+Subcommands live in ``COMMANDS`` (name -> (add arguments, run)), so a new one is one function
+pair and one table entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+__all__ = ["main", "COMMANDS"]
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    p.add_argument("--store", default=None, help="the store folder (default $NBAIMAAS_HOME or ~/.nbaimaas)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow binding a non-loopback address (the token is still required)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host header to accept besides loopback names (repeatable; '*' for any)")
+    p.add_argument("--max-body", type=float, default=64, metavar="MB", help="request body limit in MB")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .service.launch import is_loopback, run_server
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(f"nbaimaas serve: error: binding {args.host} exposes the service beyond this machine; "
+              "pass --allow-remote to do it on purpose", file=sys.stderr)
+        return 2
+    run_server(args.store, args.host, args.port, set(args.allowed_host), int(args.max_body * 2**20))
+    return 0
+
+
+#: name -> (help, add_arguments, run)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "serve": ("run the model service (FastAPI under uvicorn)", _serve_args, _serve),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nbaimaas", description="AI models as a service, in the notebook")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
