@@ -189,6 +189,8 @@ def skorch_loop(data, new_model, epochs: int) -> float:
 
 
 def _quiet_peers() -> None:
+    if have("lightning"):
+        import lightning  # noqa: F401 - configures its loggers on import; quieten them after
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
@@ -196,7 +198,7 @@ def _quiet_peers() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def bench_workload(workload: str, reps: int, verbose: bool = False) -> dict:
+def bench_workload(workload: str, reps: int, verbose: bool = False, only=None) -> dict:
     arch, fields, epochs, data, new_model = _setup(workload)
     n = len(data.train)
     contenders = {
@@ -211,6 +213,8 @@ def bench_workload(workload: str, reps: int, verbose: bool = False) -> dict:
             contenders[peer] = (lambda fn=fn: fn(data, new_model, epochs))
         else:
             notes.append(f"{peer} not installed (pip install 'nbaimaas[bench]' or {peer}); skipped")
+    if only:
+        contenders = {k: v for k, v in contenders.items() if k in only or k == "hand"}
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else None
     samples = interleave(contenders, reps, log=log)
     hand = median(samples["hand"])
@@ -236,11 +240,11 @@ def render(results: list[dict]) -> str:
     return table(["work"] + names, rows) + "".join(f"\n- {n}" for n in notes)
 
 
-def run(reps: int = 5, workloads=("lenet", "mlp"), verbose: bool = False) -> dict:
+def run(reps: int = 5, workloads=("lenet", "mlp"), verbose: bool = False, only=None) -> dict:
     private_home()
     one_thread()
     _quiet_peers()
-    results = [bench_workload(w, reps, verbose) for w in workloads]
+    results = [bench_workload(w, reps, verbose, only) for w in workloads]
     return {"results": results, "table": render(results)}
 
 
@@ -249,10 +253,12 @@ def main(argv=None) -> dict:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="2 repetitions (a smoke test, not a figure)")
     p.add_argument("--workload", choices=list(WORKLOADS), action="append")
+    p.add_argument("--only", help="comma-separated contenders to run besides the hand loop")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("-v", "--verbose", action="store_true", help="print every round")
     a = p.parse_args(argv)
-    out = run(2 if a.quick else a.reps, tuple(a.workload or WORKLOADS), a.verbose)
+    only = set(a.only.split(",")) if a.only else None
+    out = run(2 if a.quick else a.reps, tuple(a.workload or WORKLOADS), a.verbose, only)
     print("training samples/s, ratio to the hand loop (median of interleaved rounds, 1 torch thread)")
     print(out["table"])
     if a.json:

@@ -47,6 +47,7 @@ class ServiceClient:
         self.url = url.rstrip("/")
         token = token or os.environ.get(TOKEN_ENV) or _token_from_store(home)
         auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._given_client = client is not None
         if client is not None:
             client.headers.update(auth)
             self._http = client
@@ -64,6 +65,8 @@ class ServiceClient:
     # -- plumbing ---------------------------------------------------------------------------
     def request(self, method: str, path: str, **kw) -> httpx.Response:
         """One HTTP call; transport failures and error JSON become nbaimaas errors."""
+        if self._given_client:
+            kw.pop("timeout", None)     # a given client (a TestClient) keeps its own timeouts
         try:
             response = self._http.request(method, path, **kw)
         except httpx.TransportError as err:

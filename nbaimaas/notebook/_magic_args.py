@@ -15,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument
 
-from ..errors import NbaimaasError, TrainingError, UserError, ServiceError
+from ..errors import NbaimaasError
 from ..results import ModelVersion, TrainResult
 from ..specs import ModelSpec
 
@@ -41,9 +41,7 @@ def user_errors() -> Iterator[None]:
     keeps its traceback."""
     try:
         yield
-    except (UserError, TrainingError, ServiceError) as e:
-        raise UsageError(one_line(str(e))) from None
-    except NbaimaasError as e:  # any other deliberate error is still a message, not a bug
+    except NbaimaasError as e:  # UserError, TrainingError (NaN loss, OOM), ServiceError, ...
         raise UsageError(one_line(str(e))) from None
 
 

@@ -35,7 +35,12 @@ def _out(func):
 
 
 class _Observer:
-    """Feeds a LiveView each event once: after Ctrl-C, ``api.watch`` may hand over a batch again."""
+    """Feeds a LiveView each event once.
+
+    When Ctrl-C lands inside the observer, ``api.watch`` has not yet recorded how far it got in
+    that batch of events and hands the batch over again; without this the curves would repeat
+    an epoch.
+    """
 
     def __init__(self, view: LiveView):
         self.view, self.last = view, -1
@@ -211,7 +216,11 @@ class AimaasMagics(Magics):
         run = self._run(args.run)
         run.stop()
         with user_errors():
-            result = run.wait(args.timeout)
+            try:
+                result = run.wait(args.timeout)
+            except TimeoutError:
+                raise UsageError(f"run {run.id} is still stopping after {args.timeout:g} s; "
+                                 f"%aimaas_attach {run.id} to follow it") from None
         print(stopped_line(result) if result.status == "stopped" else
               f"Run {result.run_id} had already ended: {result.status}.")
         return self._store(args, result)

@@ -55,7 +55,7 @@ def create_app(store_dir: str | os.PathLike | None = None, *, tokens: Tokens | d
                         max_batch=max_batch, max_wait=max_wait, max_queue=max_queue)
 
     app = FastAPI(title="nbaimaas", version=__version__, description=DESCRIPTION,
-                  default_response_class=JSONResponse)
+                  default_response_class=JSONResponse, redoc_url=None)
     app.state.ctx = ServiceContext(store, backend, jobs, batchers,
                                    {"max_body": max_body, "hosts": sorted(_hosts(allowed_hosts))})
     install_error_handlers(app)

@@ -226,3 +226,17 @@ def test_usage_error_in_a_cell_prints_one_line_without_traceback(shell, capsys):
 def test_unload_removes_the_magics(shell):
     shell.run_line_magic("unload_ext", "nbaimaas")
     assert "aimaas_train" not in shell.magics_manager.magics["line"]
+
+
+def test_eval_and_predict_pictures_for_regression_and_forecast(shell, fresh, capsys):
+    magic(shell, "aimaas_train --data diabetes --model mlp --epochs 1 --name dia")
+    magic(shell, "aimaas_train --data sunspots --model mlp --epochs 1 --name spots")
+    capsys.readouterr()
+    ev = magic(shell, "aimaas_eval dia")
+    assert ev.task == "regression" and ev.confusion is None and ev.metrics
+    assert magic(shell, "aimaas_eval spots").task == "forecast"
+    shell.user_ns["recent"] = np.asarray(ai.sample("sunspots", n=1)["inputs"], dtype=float)[-30:]
+    pred = magic(shell, "aimaas_predict spots recent --horizon 3")
+    assert np.asarray(pred.values).shape == (1, 3)
+    shown = capsys.readouterr().out
+    assert "<residuals>" in shown and shown.count("<forecast>") == 2
