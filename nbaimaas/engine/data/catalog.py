@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ...errors import unknown_name
+from ..catalog import NamedCatalog
 from .raw import RawData
 
 
@@ -31,38 +31,17 @@ class Entry:
         return self.loader()
 
 
-class Catalog:
-    """Name -> Entry; ``get`` answers unknown names with "did you mean"."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._entries: dict[str, Entry] = {}
+class Catalog(NamedCatalog[Entry]):
+    """Dataset name -> Entry; ``get`` answers unknown names with "did you mean"."""
 
     def register(self, name: str, *, modality: str, task: str, description: str = "",
                  samples: int | None = None, input_shape: list | None = None,
                  classes: list | None = None) -> Callable:
         def decorate(loader: Callable[[], RawData]) -> Callable[[], RawData]:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} '{name}' is already registered")
-            self._entries[name] = Entry(name, loader, modality, task, description, samples,
-                                        input_shape, list(classes or []))
+            self.add(name, Entry(name, loader, modality, task, description, samples,
+                                 input_shape, list(classes or [])))
             return loader
         return decorate
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def get(self, name: str) -> Entry:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise unknown_name(self.kind, name, self.names()) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 DATASETS = Catalog("dataset")

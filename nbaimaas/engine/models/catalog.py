@@ -10,7 +10,7 @@ a ``TypeError`` from deep inside torch.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -18,6 +18,7 @@ from torch import nn
 from ...errors import IncompatibleError, SpecError, unknown_name
 from ...results import ArchInfo, Listing
 from ...specs import ModelSpec
+from ..catalog import NamedCatalog
 from ..types import MODALITIES, TASKS, DataInfo
 
 Builder = Callable[..., nn.Module]
@@ -50,12 +51,11 @@ class ArchEntry:
                         self.description)
 
 
-class Catalog:
+class Catalog(NamedCatalog[ArchEntry]):
     """An explicit registry of architectures (no import-time magic beyond ``@register``)."""
 
     def __init__(self, kind: str = "architecture"):
-        self.kind = kind
-        self._entries: dict[str, ArchEntry] = {}
+        super().__init__(kind)
 
     def register(self, name: str, *, family: str, modalities, tasks, description: str):
         for m in modalities:
@@ -66,31 +66,10 @@ class Catalog:
                 raise ValueError(f"{name}: unknown task {t!r}")
 
         def decorator(build: Builder) -> Builder:
-            if name in self._entries:  # a programming error, not a user's
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = ArchEntry(name, build, family, tuple(modalities), tuple(tasks),
-                                            description)
+            self.add(name, ArchEntry(name, build, family, tuple(modalities), tuple(tasks), description))
             return build
 
         return decorator
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def get(self, name: str) -> ArchEntry:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise unknown_name(self.kind, name, self.names()) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __iter__(self) -> Iterator[ArchEntry]:
-        return iter(self._entries[n] for n in self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 ARCHITECTURES = Catalog("architecture")
