@@ -151,24 +151,29 @@ def train(spec: TrainSpec | None = None, *, progress: Callable | None = None, **
 
 def watch(run, progress: Callable | None = None, poll: float = 0.1):
     """Follow a run until it ends, feeding ``progress``; Ctrl-C asks it to stop and waits."""
-    seen = -1
+    cursor = _Cursor(run, progress)
     try:
         while not run.done:
-            seen = _feed(run.events(seen, timeout=poll), progress, seen)
+            cursor.pull(poll)
     except KeyboardInterrupt:
         run.stop()
     while not run.done:          # after Ctrl-C: the run finishes its batch and saves
-        seen = _feed(run.events(seen, timeout=poll), progress, seen)
-    _feed(run.events(seen), progress, seen)
+        cursor.pull(poll)
+    cursor.pull(0)
     return run.result()
 
 
-def _feed(events: list, progress: Callable | None, seen: int) -> int:
-    for event in events:
-        if progress is not None:
-            progress(event)
-        seen = event.seq
-    return seen
+class _Cursor:
+    """Reads a run's events in order, each handed to ``progress`` exactly once."""
+
+    def __init__(self, run, progress: Callable | None):
+        self.run, self.progress, self.seen = run, progress, -1
+
+    def pull(self, timeout: float) -> None:
+        for event in self.run.events(self.seen, timeout=timeout):
+            self.seen = event.seq    # first, so an interrupt inside progress never replays it
+            if self.progress is not None:
+                self.progress(event)
 
 
 def resume(run_id: str, data: Any = None, *, progress: Callable | None = None):
