@@ -34,25 +34,6 @@ def _out(func):
                     help="also store the result in this variable")(func)
 
 
-class _Observer:
-    """Feeds a LiveView each event once.
-
-    When Ctrl-C lands inside the observer, ``api.watch`` has not yet recorded how far it got in
-    that batch of events and hands the batch over again; without this the curves would repeat
-    an epoch.
-    """
-
-    def __init__(self, view: LiveView):
-        self.view, self.last = view, -1
-
-    def __call__(self, event: Any) -> None:
-        seq = event["seq"] if isinstance(event, dict) else event.seq
-        if seq <= self.last:
-            return
-        self.last = seq
-        self.view.update(event)
-
-
 def stopped_line(result: Any) -> str:
     """What a stopped run kept, in one line."""
     if not result.best_epoch:
@@ -89,7 +70,7 @@ class AimaasMagics(Magics):
         """Show a run live until it ends; Ctrl-C stops it at a batch boundary (api.watch)."""
         view = LiveView()
         with user_errors():
-            result = api.watch(run, _Observer(view))
+            result = api.watch(run, view.update)
         if result.status == "stopped":
             print(stopped_line(result))
         return result
