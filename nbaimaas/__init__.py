@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import errors
 from .api import (
     alias, architectures, backend, connect, datasets, delete, describe, evaluate, get_run, lr_find,
-    model, models, predict, resume, runs, sample, start_training, summary, train, train_spec,
+    model, models, predict, resume, runs, sample, serve, start_training, summary, train, train_spec,
 )
 from .errors import NbaimaasError, UserError
 from .results import EvalResult, ModelVersion, Prediction, TrainResult
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "alias", "architectures", "backend", "connect", "datasets", "delete", "describe", "evaluate",
     "get_run", "lr_find", "model", "models", "predict", "resume", "runs", "sample", "start_training",
-    "summary", "train", "train_spec",
+    "summary", "train", "train_spec", "serve",
     "DataSpec", "InitSpec", "ModelSpec", "PredictRequest", "TrainSpec", "TuneSpec",
     "EvalResult", "ModelVersion", "Prediction", "TrainResult", "NbaimaasError", "UserError", "errors",
     "load_ipython_extension", "unload_ipython_extension",

@@ -19,7 +19,7 @@ from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec
 __all__ = [
     "datasets", "architectures", "describe", "sample", "summary", "train", "start_training",
     "resume", "get_run", "runs", "lr_find", "evaluate", "predict", "models", "model", "alias",
-    "delete", "connect", "backend", "train_spec",
+    "delete", "connect", "backend", "train_spec", "serve", "Served",
 ]
 
 _DATA_FIELDS = {f.name for f in dataclasses.fields(DataSpec)} - {"name", "seed"}
@@ -34,6 +34,39 @@ def backend():
 def connect(target: str = "local", *, token: str | None = None, home: str | None = None, transport=None):
     """Use the in-process engine (``"local"``) or a model service at a URL."""
     return current().connect(target, token=token, home=home, transport=transport)
+
+
+class Served:
+    """A model service this kernel started (``ai.serve()``): its URL, process and client."""
+
+    def __init__(self, url: str, process, backend):
+        self.url, self.process, self.backend = url, process, backend
+
+    def __repr__(self) -> str:
+        state = "running" if self.process.poll() is None else "stopped"
+        return f"<nbaimaas service at {self.url} ({state})>"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the service and switch this session back to the in-process engine."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except Exception:  # noqa: BLE001 - it would not stop politely
+            self.process.kill()
+        current().connect("local")
+
+
+def serve(home: str | None = None, port: int = 0) -> Served:
+    """Start a model service on 127.0.0.1 as a child process and connect this session to it.
+
+    The service shares the store (``home``), so it reads the admin token from there.
+    """
+    try:
+        from .service.launch import serve_in_background
+    except ImportError as e:
+        raise UserError(f"the model service needs {e.name}", "pip install nbaimaas[service]") from None
+    url, process = serve_in_background(home, port=port)
+    return Served(url, process, current().connect(url, home=home))
 
 
 # -- building specs from keywords ------------------------------------------------------------

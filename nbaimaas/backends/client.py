@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..paths import store_path
 from ..errors import ERRORS_BY_CODE, AuthError, NbaimaasError, NotFoundError, ServiceError
 from ..errors import ServiceUnavailable, TrainingError, UserError, ConflictError
 from ..events import Event, event_from_dict
@@ -246,9 +247,8 @@ class RemoteRun:
 
 def _token_from_store(home: str | os.PathLike | None) -> str | None:
     """The admin token of a store this process shares with the service (never created here)."""
-    root = Path(home or os.environ.get("NBAIMAAS_HOME") or Path.home() / ".nbaimaas").expanduser()
     try:
-        return (root / "token").read_text().strip() or None
+        return (store_path(home) / "token").read_text().strip() or None
     except OSError:
         return None
 

@@ -87,13 +87,15 @@ class LocalBackend:
         return summary(net, data_p.info)
 
     # -- training ---------------------------------------------------------------------------
-    def start_training(self, spec: TrainSpec, inline: Any = None, module: Any = None):
+    def start_training(self, spec: TrainSpec, inline: Any = None, module: Any = None,
+                       run_id: str | None = None):
+        """Validate, build and start a run; ``run_id`` lets a service job and its run share a name."""
         from ..engine.runs import new_run_id
 
         if module is not None:
             spec = spec.replace(model=ModelSpec(arch="module", options={"class": type(module).__name__}))
         data, model = self._build(spec, inline, module)
-        return self._launch(spec, data, model, new_run_id(), resume=False, module=module)
+        return self._launch(spec, data, model, run_id or new_run_id(), resume=False, module=module)
 
     def resume(self, run_id: str, inline: Any = None):
         """Continue a stopped, failed or interrupted run from its last checkpoint."""

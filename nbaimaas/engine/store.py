@@ -27,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save as _safetensors_bytes
 
 from ..errors import UserError
+from ..paths import store_path
 
 __all__ = [
     "home", "inside", "fsync_dir", "atomic_write_bytes", "atomic_write_text",
@@ -34,14 +35,10 @@ __all__ = [
     "remove_tree", "clean_stale",
 ]
 
-HOME_ENV = "NBAIMAAS_HOME"
-
 
 def home(path: str | os.PathLike | None = None) -> Path:
     """The store root: ``path``, else ``$NBAIMAAS_HOME``, else ``~/.nbaimaas`` (created)."""
-    if path is None:
-        path = os.environ.get(HOME_ENV) or Path.home() / ".nbaimaas"
-    root = Path(path).expanduser()
+    root = store_path(path)
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 

@@ -284,6 +284,25 @@ class AimaasMagics(Magics):
         print(f"Connected: {backend!r}")
         return backend
 
+    @magic_arguments()
+    @argument("--home", help="store folder the service uses (default: NBAIMAAS_HOME)")
+    @argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    @_out
+    @line_magic
+    def aimaas_serve(self, line: str = ""):
+        """Start a model service on 127.0.0.1 as a child process and connect to it.
+
+        Every magic then runs against the service; %aimaas_connect local switches back.
+        Python: served = ai.serve(home=None, port=0); served.stop()
+        """
+        args = self._parse(self.aimaas_serve, line)
+        if args is None:
+            return None
+        with user_errors():
+            served = api.serve(args.home, args.port)
+        print(f"Serving at {served.url}; connected.")
+        return self._store(args, served)
+
 
 def load_ipython_extension(ipython) -> None:
     ipython.register_magics(AimaasMagics)

@@ -105,8 +105,7 @@ def _start(store: Path, folder: Path, job_id: str, resume: bool):
     if resume:
         return backend.resume(job_id, inline)
     spec = TrainSpec.from_dict(read_json(folder / "spec.json"))
-    data, model = backend._build(spec, inline, None)
-    return backend._launch(spec, data, model, job_id, resume=False, module=None)
+    return backend.start_training(spec, inline, run_id=job_id)
 
 
 def _pump(run, path: Path) -> None:

@@ -1,0 +1,7 @@
+"""``python -m nbaimaas ...`` is the ``nbaimaas`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
