@@ -39,6 +39,16 @@ def html_table(rows: list[dict], columns: list[str] | None = None, caption: str 
     return f'<table class="nbaimaas-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def text_table(rows: list[dict], columns: list[str] | None = None, caption: str = "") -> str:
+    """The plain-text twin of ``html_table``, for terminals and saved notebooks."""
+    columns = columns or (list(rows[0]) if rows else [])
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    body = [line(columns)] + [line(row) for row in cells] if rows else ["(none)"]
+    return "\n".join(([caption] if caption else []) + body)
+
+
 class _Value:
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -62,6 +72,9 @@ class Listing(list):
 
     def _repr_html_(self) -> str:
         return html_table([x.row() for x in self], self.columns, self.caption)
+
+    def __repr__(self) -> str:
+        return text_table([x.row() for x in self], self.columns, self.caption)
 
     def names(self) -> list[str]:
         return [x.name for x in self]
@@ -255,15 +268,7 @@ class ModelSummary(_Value):
         return html_table(self._display_rows(), ["layer", "type", "output", "params"],
                           self._footer())
 
-    def __str__(self) -> str:
-        rows = self._display_rows()
-        cols = ["layer", "type", "output", "params"]
-        width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols}
+    def __repr__(self) -> str:
+        return text_table(self._display_rows(), ["layer", "type", "output", "params"]) + "\n" + self._footer()
 
-        def line(r: dict) -> str:
-            cells = [r[c].ljust(width[c]) for c in cols[:-1]] + [r["params"].rjust(width["params"])]
-            return "  ".join(cells).rstrip()
-
-        rule = "-" * len(line({c: c for c in cols}))
-        body = [line(r) for r in rows]
-        return "\n".join([line({c: c for c in cols}), rule, *body, rule, self._footer()])
+    __str__ = __repr__
