@@ -4,6 +4,7 @@
     ai.datasets()                                    # 1. data
     ai.architectures()                               # 2. models
     r = ai.train(data="digits", model="lenet", epochs=10, name="digits-cnn")   # 3-6
+    ai.tune(data="digits", model="lenet", space={"lr": {"low": 1e-4, "high": 1e-1, "log": True}})  # 6
     ai.evaluate("digits-cnn")                        # 5. validate on the test split
     ai.predict("digits-cnn", images)                 # 7. apply to raw inputs
 
@@ -17,9 +18,10 @@ from . import errors
 from .api import (
     alias, architectures, backend, connect, datasets, delete, describe, evaluate, get_run, lr_find,
     model, models, predict, resume, runs, sample, serve, start_training, summary, train, train_spec,
+    tune,
 )
 from .errors import NbaimaasError, UserError
-from .results import EvalResult, ModelVersion, Prediction, TrainResult
+from .results import EvalResult, ModelVersion, Prediction, TrainResult, TuneResult
 from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec, TuneSpec
 
 __version__ = "0.1.0"
@@ -27,9 +29,9 @@ __version__ = "0.1.0"
 __all__ = [
     "alias", "architectures", "backend", "connect", "datasets", "delete", "describe", "evaluate",
     "get_run", "lr_find", "model", "models", "predict", "resume", "runs", "sample", "start_training",
-    "summary", "train", "train_spec", "serve",
+    "summary", "train", "train_spec", "serve", "tune",
     "DataSpec", "InitSpec", "ModelSpec", "PredictRequest", "TrainSpec", "TuneSpec",
-    "EvalResult", "ModelVersion", "Prediction", "TrainResult", "NbaimaasError", "UserError", "errors",
+    "EvalResult", "ModelVersion", "Prediction", "TrainResult", "TuneResult", "NbaimaasError", "UserError", "errors",
     "load_ipython_extension", "unload_ipython_extension",
     "TrainPanel", "PredictPanel", "ModelsPanel",
 ]

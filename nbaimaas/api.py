@@ -8,17 +8,18 @@ Keywords are the spec's fields; ``ai.train(data="digits", model="lenet", epochs=
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 from .errors import SpecError, UserError, unknown_name
 from .results import Listing
 from .session import current
-from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec
+from .specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec, TuneSpec
 
 __all__ = [
     "datasets", "architectures", "describe", "sample", "summary", "train", "start_training",
-    "resume", "get_run", "runs", "lr_find", "evaluate", "predict", "models", "model", "alias",
+    "resume", "get_run", "runs", "lr_find", "tune", "evaluate", "predict", "models", "model", "alias",
     "delete", "connect", "backend", "train_spec", "serve", "Served",
 ]
 
@@ -227,6 +228,34 @@ def lr_find(spec: TrainSpec | None = None, **fields) -> dict:
     """Step 6, pick a learning rate: the LR range test's curve and its suggestion."""
     spec, inline, module = train_spec(spec, **fields)
     return backend().lr_find(spec, inline, module)
+
+
+def tune(spec: TuneSpec | None = None, *, space: dict | None = None, trials: int = 10,
+         metric: str = "val_loss", direction: str | None = None, storage: str | None = None,
+         study: str | None = None, progress: Callable | None = None, **train_fields):
+    """Step 6, optimise: search hyperparameters with Optuna; returns a TuneResult.
+
+    ``space`` maps TrainSpec field paths to choices (a list) or ranges (``{"low", "high", "log"}``,
+    ``{"low", "high", "int": True}``); the other keywords build the base spec as for ``ai.train``::
+
+        ai.tune(data="digits", model="mlp", epochs=5, space={"lr": {"low": 1e-4, "high": 1e-1, "log": True}},
+                metric="val_accuracy", trials=20, name="digits-mlp")
+
+    ``direction`` defaults to minimize for losses, mae and rmse. With ``name``, each trial that
+    beats the best so far is registered, so ``NAME@best`` ends on the winner. ``storage``
+    (``"sqlite:///study.db"``) and ``study`` let several processes share one study. ``progress``
+    gets a dict per finished trial.
+    """
+    if importlib.util.find_spec("optuna") is None:     # say what is missing, in one line
+        raise UserError("tuning needs optuna", "pip install nbaimaas[tune]")
+    inline = module = None
+    if spec is None:
+        base, inline, module = train_spec(**train_fields)
+        spec = TuneSpec(base=base, space=space or {}, trials=trials, metric=metric, direction=direction,
+                        storage=storage, study=study)
+    elif not isinstance(spec, TuneSpec):
+        spec = TuneSpec.from_dict(spec)
+    return backend().tune(spec, inline, module, progress)
 
 
 def evaluate(model: str, data: Any = None, split: str = "test", **fields):

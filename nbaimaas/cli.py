@@ -1,4 +1,5 @@
-"""The ``nbaimaas`` command: ``nbaimaas serve [--host 127.0.0.1] [--port 8765] [--store DIR]``.
+"""The ``nbaimaas`` command: ``nbaimaas serve [--host 127.0.0.1] [--port 8765] [--store DIR]`` and
+``nbaimaas tune --spec tune.json [--trials N] [--storage URL] [--study NAME]``.
 
 Subcommands live in ``COMMANDS`` (name -> (add arguments, run)), so a new one is one function
 pair and one table entry.
@@ -35,9 +36,45 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", required=True, metavar="FILE",
+                   help="a TuneSpec as JSON: {\"base\": {TrainSpec}, \"space\": {...}, \"metric\": ...}")
+    p.add_argument("--trials", type=int, help="trials this process runs (default: the spec's)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage shared by every worker, e.g. sqlite:///study.db")
+    p.add_argument("--study", metavar="NAME", help="study name in the storage (default <data>-<arch>)")
+    p.add_argument("--store", default=None, help="the model store (default $NBAIMAAS_HOME or ~/.nbaimaas)")
+
+
+def _tune(args: argparse.Namespace) -> int:
+    """Run trials in this process; start several with one --storage and --study to share a study."""
+    from pathlib import Path
+
+    from . import api
+    from .errors import NbaimaasError
+    from .results import TuneResult
+    from .specs import TuneSpec
+
+    try:
+        spec = TuneSpec.from_json(Path(args.spec).read_text())
+        given = {k: getattr(args, k) for k in ("trials", "storage", "study")}
+        spec = spec.replace(**{k: v for k, v in given.items() if v is not None})
+        api.connect("local", home=args.store)
+        result = api.tune(spec, progress=lambda t: print(TuneResult.line(t, spec.metric), flush=True))
+    except (NbaimaasError, OSError) as e:
+        print(f"nbaimaas tune: error: {e}", file=sys.stderr)
+        return 2
+    best = ", ".join(f"{k}={v!r}" for k, v in sorted(result.best_params.items())) or "(no finished trial)"
+    model = f"; model {result.model}" if result.model else ""
+    print(f"best of study {result.study} ({len(result.trials)} trials): "
+          f"{spec.metric}={result.best_value} with {best}{model}")
+    return 0
+
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": ("run the model service (FastAPI under uvicorn)", _serve_args, _serve),
+    "tune": ("run hyperparameter trials here, on a study that other workers may share", _tune_args, _tune),
 }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "TrainResult", "EvalResult", "Prediction", "ModelVersion", "DatasetInfo", "ArchInfo",
-    "Listing", "ModelSummary", "html_table",
+    "Listing", "ModelSummary", "html_table", "TuneResult",
 ]
 
 
@@ -272,3 +272,66 @@ class ModelSummary(_Value):
         return text_table(self._display_rows(), ["layer", "type", "output", "params"]) + "\n" + self._footer()
 
     __str__ = __repr__
+
+
+def _param(value: Any) -> str:
+    # Lists keep their brackets: "hidden=[128, 64], lr=0.01" must not read as three parameters.
+    return str(value) if isinstance(value, list) else _fmt(value)
+
+
+def _trial_row(trial: dict) -> dict:
+    params = ", ".join(f"{k}={_param(v)}" for k, v in sorted(trial.get("params", {}).items()))
+    value = trial.get("value")
+    return {"trial": trial.get("number"), "state": str(trial.get("state", "")).lower(),
+            "value": "-" if value is None else value, "epochs": trial.get("epochs", 0), "params": params}
+
+
+@dataclass(frozen=True)
+class TuneResult(_Value):
+    """A hyperparameter search: the best trial's parameters and value, and every trial.
+
+    ``trials`` are dicts ``{"number", "state", "value", "params", "epochs"}`` in trial order, with
+    state COMPLETE, PRUNED, FAIL or RUNNING (a trial another worker is still running). ``model``
+    is the registry reference of the best trial when the base spec had a ``name``.
+    """
+
+    best_params: dict
+    best_value: float | None
+    metric: str
+    direction: str                     # minimize | maximize
+    trials: list
+    model: str | None = None
+    study: str = ""
+    message: str = ""                  # e.g. why the search ended early
+
+    def count(self, state: str) -> int:
+        return sum(1 for t in self.trials if t.get("state") == state)
+
+    @staticmethod
+    def line(trial: dict, metric: str) -> str:
+        """One finished trial as a line: ``trial 3  complete  val_loss=0.41  (4 epochs)  lr=0.01``."""
+        row = _trial_row(trial)
+        epochs = f"{row['epochs']} epoch" + "s" * (row["epochs"] != 1)
+        return f"trial {row['trial']:<3} {row['state']:<8} {metric}={_fmt(row['value'])}  ({epochs})  {row['params']}"
+
+    def _caption(self) -> str:
+        best = "-" if self.best_value is None else _fmt(self.best_value)
+        states = f"{self.count('COMPLETE')} complete, {self.count('PRUNED')} pruned"
+        if self.count("FAIL"):
+            states += f", {self.count('FAIL')} failed"
+        return (f"study {self.study}: {len(self.trials)} trials ({states}); best {self.metric}={best} "
+                f"({self.direction}); model {self.model or '(not registered)'}")
+
+    def _rows(self) -> list[dict]:
+        return [_trial_row(t) for t in self.trials]
+
+    def _repr_html_(self) -> str:
+        best = "".join(f"<li>{html.escape(k)} = {html.escape(_param(v))}</li>"
+                       for k, v in sorted(self.best_params.items()))
+        return (html_table(self._rows(), ["trial", "state", "value", "epochs", "params"], self._caption())
+                + (f"<p>best parameters:</p><ul>{best}</ul>" if best else ""))
+
+    def __repr__(self) -> str:
+        best = _trial_row({"params": self.best_params})["params"]
+        return (text_table(self._rows(), ["trial", "state", "value", "epochs", "params"], self._caption())
+                + f"\nbest parameters: {best or '(none)'}")

@@ -16,11 +16,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from .errors import SpecError, unknown_name
+from .errors import SpecError, UserError, unknown_name
 
 __all__ = [
-    "DataSpec", "ModelSpec", "InitSpec", "TrainSpec", "TuneSpec", "PredictRequest",
-    "OPTIMIZERS", "SCHEDULES", "LOSSES", "INIT_SCHEMES", "SCALERS", "NAN_POLICIES",
+    "DataSpec", "ModelSpec", "InitSpec", "TrainSpec", "TuneSpec", "PredictRequest", "apply_params",
+    "TUNE_METRICS", "OPTIMIZERS", "SCHEDULES", "LOSSES", "INIT_SCHEMES", "SCALERS", "NAN_POLICIES",
 ]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -218,23 +218,165 @@ class TrainSpec(_Spec):
             check_model_name(self.name)
 
 
+#: Metrics a run reports each epoch (``val_*`` ones need a validation split).
+TUNE_METRICS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "val_mae", "val_rmse", "val_r2")
+_RANGE_KEYS = ("low", "high", "log", "int", "step")
+# Roots of nested paths, the registry name, and the monitor (a trial monitors the tuned metric).
+_NOT_TUNABLE = {"data", "model", "init", "name", "monitor"}
+
+
+def _space_paths() -> set[str]:
+    """Every TrainSpec field path a search space may name (``model.options.*`` is open-ended)."""
+    top = {f.name for f in dataclasses.fields(TrainSpec)} - _NOT_TUNABLE
+    data = {f"data.{f.name}" for f in dataclasses.fields(DataSpec)} - {"data.name"}
+    init = {f"init.{f.name}" for f in dataclasses.fields(InitSpec)}
+    return top | data | init | {"model.arch"}
+
+
+def _check_path(key: Any) -> None:
+    if not isinstance(key, str) or not key:
+        raise SpecError(f"search space keys must be field paths such as 'lr', got {key!r}")
+    if key.startswith("model.options.") and len(key) > len("model.options."):
+        return
+    known = _space_paths()
+    if key not in known:
+        raise unknown_name("search space field", key, known | {"model.options.<option>"})
+
+
+def _integer_field(key: str) -> bool:
+    """Whether the field a path names holds an integer (so a range over it must be an int range)."""
+    root, _, rest = key.partition(".")
+    cls = {"data": DataSpec, "init": InitSpec}.get(root, TrainSpec) if rest else TrainSpec
+    name = rest if rest else key
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    return types.get(name, "").startswith("int")
+
+
+def _number(key: str, what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"space '{key}': {what} must be a number, got {value!r}")
+
+
+def _check_range(key: str, rng: dict) -> list:
+    """A ``{"low", "high", "log"?, "int"?, "step"?}`` range; returns its two ends."""
+    for k in rng:
+        if k not in _RANGE_KEYS:
+            raise SpecError(f"space '{key}': {unknown_name('range key', k, _RANGE_KEYS).message}")
+    if "low" not in rng or "high" not in rng:
+        raise SpecError(f"space '{key}': a range needs both 'low' and 'high'")
+    low, high = rng["low"], rng["high"]
+    _number(key, "low", low)
+    _number(key, "high", high)
+    if not low < high:
+        raise SpecError(f"space '{key}': low must be below high, got {low!r} >= {high!r}")
+    if rng.get("int") and not (isinstance(low, int) and isinstance(high, int)):
+        raise SpecError(f"space '{key}': an int range needs integer low and high, got {low!r}, {high!r}")
+    if rng.get("log") and low <= 0:
+        raise SpecError(f"space '{key}': a log range needs low > 0, got {low!r}")
+    if "step" in rng:
+        _number(key, "step", rng["step"])
+        if rng["step"] <= 0 or rng.get("log"):
+            raise SpecError(f"space '{key}': step must be > 0 and cannot be combined with log")
+    return [low, high]
+
+
+def _candidates(key: str, value: Any) -> list:
+    """The values a space entry can take at its extremes (every choice, or both ends)."""
+    if isinstance(value, list):
+        if not value:
+            raise SpecError(f"space '{key}': a list of choices needs at least one choice")
+        return value
+    if isinstance(value, dict):
+        if _integer_field(key) and not value.get("int"):
+            raise SpecError(f"space '{key}': {key} is a whole number; add \"int\": true to its range")
+        return _check_range(key, value)
+    raise SpecError(f"space '{key}': use a list of choices or a range "
+                    f"{{\"low\": a, \"high\": b, \"log\": true}}, got {value!r}")
+
+
+def apply_params(base: TrainSpec, params: dict) -> TrainSpec:
+    """``base`` with ``params`` (field path -> value) applied; ``model.options.*`` merge into options."""
+    top, nested = {}, {"data": {}, "init": {}, "model": {}}
+    options = dict(base.model.options)
+    for key, value in params.items():
+        root, _, rest = key.partition(".")
+        if root == "model" and rest.startswith("options."):
+            options[rest[len("options."):]] = value
+        elif rest:
+            nested[root][rest] = value
+        else:
+            top[key] = value
+    if options != base.model.options:
+        nested["model"]["options"] = options
+    for root, changes in nested.items():
+        if changes:
+            top[root] = getattr(base, root).replace(**changes)
+    return base.replace(**top)
+
+
 @dataclass(frozen=True)
 class TuneSpec(_Spec):
-    """A hyperparameter search: a base TrainSpec and the ranges to try (run by Optuna)."""
+    """A hyperparameter search, run by Optuna: a base TrainSpec and the ranges to try.
+
+    ``space`` maps TrainSpec field paths (``lr``, ``batch_size``, ``optimizer``, ``weight_decay``,
+    ``epochs``, ``init.scheme``, ``data.image_size``, ``model.arch``, ``model.options.hidden``, ...)
+    to what a trial may pick::
+
+        {"lr": {"low": 1e-4, "high": 1e-1, "log": true},   # float range (log scale)
+         "batch_size": {"low": 16, "high": 128, "int": true, "step": 16},   # integer range
+         "optimizer": ["adam", "sgd"],                       # choices
+         "model.options.hidden": [[64], [128, 64]]}          # choices may be lists too
+
+    ``metric`` is what a trial reports each epoch and is judged on (its best epoch's value); trials
+    also keep their best checkpoint by it. ``direction`` defaults to minimize for losses, mae and
+    rmse, maximize otherwise. ``storage`` is an Optuna storage URL (``sqlite:///study.db``) that
+    several processes or machines share; ``study`` names the study in it (default
+    ``"<data>-<arch>"``). ``trials`` counts the trials this process runs.
+    """
 
     _nested: ClassVar[dict[str, type]] = {"base": TrainSpec}
 
     base: TrainSpec = field(default_factory=TrainSpec)
-    space: dict = field(default_factory=dict)   # {"lr": [1e-4, 1e-1, "log"], "optimizer": ["adam", "sgd"]}
+    space: dict = field(default_factory=dict)
     trials: int = 10
     metric: str = "val_loss"
-    direction: str = "minimize"
+    direction: str | None = None                # None: inferred from the metric
     storage: str | None = None                  # Optuna storage URL, shared between workers
     study: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.base, TrainSpec):
+            raise SpecError("base must be a TrainSpec")
         _positive("trials", self.trials, integer=True)
+        _choice("tuning metric", self.metric, TUNE_METRICS)
+        if self.direction is None:   # frozen: settle the default once, so the JSON says it
+            lower = self.metric.endswith(("loss", "mae", "rmse"))
+            object.__setattr__(self, "direction", "minimize" if lower else "maximize")
         _choice("direction", self.direction, ("minimize", "maximize"))
+        if self.base.monitor not in (None, self.metric):
+            raise SpecError(f"the base monitors '{self.base.monitor}' but the study tunes "
+                            f"'{self.metric}'; leave monitor unset or make them equal")
+        self._check_space()
+
+    def _check_space(self) -> None:
+        if not isinstance(self.space, dict) or not self.space:
+            raise SpecError("a search space needs at least one entry, e.g. "
+                            "{\"lr\": {\"low\": 1e-4, \"high\": 1e-1, \"log\": true}}")
+        for key, value in self.space.items():
+            _check_path(key)
+            for candidate in _candidates(key, value):
+                try:      # every choice and both ends must make a valid TrainSpec
+                    apply_params(self.base, {key: candidate})
+                except UserError as e:
+                    raise SpecError(f"space '{key}': {e.message}") from None
+
+    def trial_spec(self, params: dict) -> TrainSpec:
+        """The TrainSpec of one trial: the base with ``params`` applied, judged by ``metric``.
+
+        Trials are never registered under the base's name themselves; the tuner registers the
+        best-so-far one (see ``engine/tune.py``).
+        """
+        return apply_params(self.base, params).replace(monitor=self.metric, name=None)
 
 
 @dataclass(frozen=True)

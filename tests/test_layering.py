@@ -42,7 +42,7 @@ def test_engine_never_imports_the_notebook_or_web_stack(module):
 def test_public_api_is_exactly_all():
     public = {n for n in dir(nbaimaas) if not n.startswith("_")}
     modules = {"api", "errors", "results", "session", "specs", "events", "names", "backends", "engine",
-               "notebook", "service", "cli"}
+               "notebook", "service", "cli", "paths"}
     assert set(nbaimaas.__all__) <= public
     extra = public - set(nbaimaas.__all__) - modules - {"annotations"}
     assert not extra, f"public names missing from __all__: {sorted(extra)}"

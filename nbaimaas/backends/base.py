@@ -8,11 +8,12 @@ plain Python/numpy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ..events import Event
-from ..results import ArchInfo, DatasetInfo, EvalResult, ModelVersion, Prediction, TrainResult
-from ..specs import DataSpec, ModelSpec, PredictRequest, TrainSpec
+from ..results import ArchInfo, DatasetInfo, EvalResult, ModelVersion, Prediction, TrainResult, TuneResult
+from ..specs import DataSpec, ModelSpec, PredictRequest, TrainSpec, TuneSpec
 
 
 @runtime_checkable
@@ -44,6 +45,8 @@ class Backend(Protocol):
     def get_run(self, run_id: str) -> Run: ...
     def runs(self) -> list[Run]: ...
     def lr_find(self, spec: TrainSpec, inline: Any = None, module: Any = None) -> dict: ...
+    def tune(self, spec: TuneSpec, inline: Any = None, module: Any = None,
+             progress: Callable | None = None) -> TuneResult: ...
     def evaluate(self, model: str, data: DataSpec | None = None, split: str = "test",
                  inline: Any = None) -> EvalResult: ...
     def predict(self, request: PredictRequest, inputs: Any) -> Prediction: ...

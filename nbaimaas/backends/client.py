@@ -145,6 +145,10 @@ class ServiceClient:
         return self._json("POST", "/v1/lr-find", json={"spec": spec.to_dict(), "inline": self._inline(inline)},
                           timeout=max(self._timeout, 300.0))
 
+    def tune(self, spec: Any, inline: Any = None, module: Any = None, progress: Any = None):
+        # Trials run where Optuna's storage is reachable; the service offers no tuning jobs (yet).
+        raise UserError("tuning runs in this kernel or with `nbaimaas tune`; connect local first")
+
     # -- validation and application ---------------------------------------------------------
     def evaluate(self, model: str, data: DataSpec | None = None, split: str = "test",
                  inline: Any = None) -> EvalResult:

@@ -6,13 +6,14 @@ so ``import nbaimaas`` and ``%load_ext nbaimaas`` stay fast.
 
 from __future__ import annotations
 
+import copy
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, UserError
-from ..results import ArchInfo, DatasetInfo, EvalResult, ModelVersion, Prediction
-from ..specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec
+from ..results import ArchInfo, DatasetInfo, EvalResult, ModelVersion, Prediction, TuneResult
+from ..specs import DataSpec, InitSpec, ModelSpec, PredictRequest, TrainSpec, TuneSpec
 
 
 class LocalBackend:
@@ -138,6 +139,19 @@ class LocalBackend:
 
     def runs(self) -> list:
         return list(self._runs.values())
+
+    def tune(self, spec: TuneSpec, inline: Any = None, module: Any = None, progress=None) -> TuneResult:
+        """A hyperparameter search (``engine/tune.py``): one ordinary run of this backend per trial."""
+        from ..engine.tune import run_study
+
+        def start(trial_spec: TrainSpec):
+            # Each trial trains its own copy: a user's module must start fresh every time.
+            return self.start_training(trial_spec, inline, copy.deepcopy(module))
+
+        result = run_study(spec, start, progress)
+        if module is not None and result.model:
+            self.cache.remember_module(result.model, module)
+        return result
 
     def lr_find(self, spec: TrainSpec, inline: Any = None, module: Any = None) -> dict:
         from ..engine.loop import pick_device

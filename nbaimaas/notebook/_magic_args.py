@@ -6,6 +6,7 @@ mistakes into IPython's one-line ``UsageError``.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,12 +23,16 @@ from ..specs import ModelSpec
 __all__ = [
     "user_errors", "one_line", "lookup", "resolve_data", "resolve_model", "model_ref",
     "train_flags", "data_flags", "train_kwargs", "data_kwargs", "DATA_FLAGS", "TRAIN_FLAGS",
+    "tune_flags", "tune_kwargs", "TUNE_FLAGS",
 ]
 
 #: Flags that land in the DataSpec, and those that land in the TrainSpec itself.
 DATA_FLAGS = ("target", "limit", "image_size", "window", "horizon")
 TRAIN_FLAGS = ("optimizer", "lr", "epochs", "batch_size", "schedule", "early_stop", "monitor",
                "seed", "name")
+#: Flags (and top-level keys of a %%aimaas_tune cell) that set up the search, not the runs.
+TUNE_FLAGS = ("trials", "metric", "direction", "storage", "study")
+_RANGE_KEYS = {"low", "high", "log", "int", "step"}
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -195,4 +200,61 @@ def _model_kwargs(model: Any, ns: dict) -> dict:
         out["options"] = model["options"]
     if "layers" in model:
         out["layers"] = model["layers"]
+    return out
+
+
+# -- %aimaas_tune ------------------------------------------------------------------------------
+def tune_flags(func: Callable) -> Callable:
+    """%aimaas_train's flags plus the search's own."""
+    func = train_flags(func)
+    return _apply(func, [
+        argument("--space", help='search space as a JSON object, e.g. \'{"lr": {"low": 1e-4, "high": 0.1, '
+                                 '"log": true}, "optimizer": ["adam", "sgd"]}\''),
+        argument("--trials", type=int, help="trials to run in this process (default 10)"),
+        argument("--metric", help="what trials are judged on (default val_loss)"),
+        argument("--direction", help="minimize or maximize (default: from the metric)"),
+        argument("--storage", help="Optuna storage URL shared by workers, e.g. sqlite:///study.db"),
+        argument("--study", help="study name in the storage (default <data>-<arch>)"),
+    ])
+
+
+def tune_kwargs(args: Any, ns: dict, body: str | None = None) -> dict:
+    """Keywords for ``api.tune``: the cell's TOML (TrainSpec fields, search settings, ``[space]``),
+    then the line's flags on top (``--space`` entries replace the cell's of the same name)."""
+    kw = train_kwargs(args, ns, body)
+    space = _flat_space(kw.pop("space", {}))
+    if args.space is not None:
+        space.update(_json_space(args.space))
+    kw["space"] = space
+    for key in TUNE_FLAGS:
+        if getattr(args, key, None) is not None:
+            kw[key] = getattr(args, key)
+    return kw
+
+
+def _json_space(text: str) -> dict:
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]        # magic_arguments splits like Windows: quotes stay on the word
+    try:
+        space = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--space is not valid JSON: {one_line(e)}") from None
+    if not isinstance(space, dict):
+        raise UsageError(f"--space must be a JSON object such as '{{\"lr\": [0.01, 0.1]}}', got {text}")
+    return space
+
+
+def _flat_space(space: Any, prefix: str = "") -> dict:
+    """TOML reads ``init.scheme = [...]`` under ``[space]`` as nested tables: join them back into
+    field paths, keeping ranges (``{low, high, ...}``) whole."""
+    if not isinstance(space, dict):
+        raise UsageError("[space] must be a table of field = choices or range")
+    out: dict = {}
+    for key, value in space.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not set(value) & _RANGE_KEYS:
+            out.update(_flat_space(value, path + "."))
+        else:
+            out[path] = value
     return out

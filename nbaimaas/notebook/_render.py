@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from .. import api
-from ..results import EvalResult, Prediction, html_table
+from ..results import EvalResult, Prediction, TuneResult, html_table
 
 __all__ = ["DataSummary", "LRFind", "show_figure", "show_data", "show_eval", "show_prediction",
-           "show_lr_find", "MAX_IMAGES"]
+           "show_lr_find", "trial_printer", "show_tuning", "MAX_IMAGES"]
 
 MAX_IMAGES = 32       # a grid bigger than this is unreadable in a cell
 
@@ -168,3 +168,21 @@ def show_lr_find(finding: LRFind) -> None:
 
     ax = plot_lr_find(finding["lrs"], finding["losses"], finding.get("suggestion"))
     show_figure(ax.figure, "LR finder")
+
+
+# -- %aimaas_tune --------------------------------------------------------------------------------
+def trial_printer(metric: str):
+    """A ``progress`` for ``api.tune``: one text line per finished trial (no widgets needed)."""
+    def show(trial: dict) -> None:
+        print(TuneResult.line(trial, metric), flush=True)
+    return show
+
+
+def show_tuning(result: TuneResult) -> None:
+    """The trials' values in order with the best so far; the table is the result's own repr."""
+    from .plots import plot_tuning
+
+    if result.message:
+        print(f"Study {result.study} {result.message}.")
+    if result.trials:
+        show_figure(plot_tuning(result).figure, "tuning plot")

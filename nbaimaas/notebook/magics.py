@@ -19,7 +19,7 @@ from .. import api
 from . import _render as render
 from ._magic_args import (
     data_flags, data_kwargs, lookup, model_ref, resolve_data, resolve_model, train_flags, train_kwargs,
-    user_errors,
+    tune_flags, tune_kwargs, user_errors,
 )
 from .live import LiveView
 
@@ -166,6 +166,33 @@ class AimaasMagics(Magics):
             finding = render.LRFind(api.lr_find(**kw))
         render.show_lr_find(finding)
         return self._store(args, finding)
+
+    @magic_arguments()
+    @tune_flags
+    @_out
+    @line_cell_magic
+    def aimaas_tune(self, line: str = "", cell: str | None = None):
+        """Search hyperparameters with Optuna: one training run per trial, hopeless trials pruned.
+
+        --space is a JSON object of TrainSpec field paths: a list is a set of choices,
+        {"low": a, "high": b, "log": true} a float range, {"low": a, "high": b, "int": true} an
+        integer range. The cell form takes a TOML TrainSpec as %%aimaas_train does, plus trials,
+        metric, direction, storage, study and a [space] table (lr = {low = 1e-4, high = 0.1,
+        log = true}); flags on the magic's line override it. One line per finished trial, then
+        the trials plotted and the table. With --name each improvement is registered (NAME@best
+        is the winner); --storage sqlite:///study.db --study NAME shares the study with other
+        workers (nbaimaas tune). Ctrl-C stops the running trial and keeps the study so far.
+
+        Python: ai.tune(data="digits", model="mlp", space={"lr": {"low": 1e-4, "high": 0.1, "log": True}}, trials=10)
+        """
+        args = self._parse(self.aimaas_tune, line)
+        if args is None:
+            return None
+        kw = tune_kwargs(args, self.ns, cell)
+        with user_errors():
+            result = api.tune(progress=render.trial_printer(kw.get("metric", "val_loss")), **kw)
+        render.show_tuning(result)
+        return self._store(args, result)
 
     @magic_arguments()
     @argument("run", metavar="RUN", help="run id or a variable holding a Run")

@@ -20,7 +20,7 @@ from .progress import main_metric
 
 __all__ = [
     "plot_history", "plot_confusion", "plot_images", "plot_forecast", "plot_residuals",
-    "plot_lr_find", "plot_probabilities", "figure_png",
+    "plot_lr_find", "plot_probabilities", "plot_tuning", "figure_png",
 ]
 
 _WRONG = "tab:red"
@@ -104,6 +104,37 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
     if suggestion:
         ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.1e}")
     ax.legend(fontsize="small")
+    return ax
+
+
+def plot_tuning(result: Any, ax: Axes | None = None) -> Axes:
+    """A hyperparameter search: each trial's value in trial order, the best so far as a step line,
+    pruned trials as hollow markers (at their last reported value).
+
+    Takes a TuneResult or anything with ``trials`` (dicts with number, state, value), ``metric``
+    and ``direction``.
+    """
+    ax = _axes(ax)
+    trials = [t for t in result.trials if t.get("value") is not None]
+    ax.set_xlabel("trial")
+    ax.set_ylabel(result.metric)
+    if not trials:
+        ax.set_title("no finished trials yet")
+        return ax
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    ax.plot([t["number"] for t in done], [t["value"] for t in done], "o", label="complete")
+    if pruned:
+        ax.plot([t["number"] for t in pruned], [t["value"] for t in pruned], "o", mfc="none",
+                color="0.5", label="pruned")
+    if done:
+        pick = np.fmin if result.direction == "minimize" else np.fmax
+        best = pick.accumulate(np.array([t["value"] for t in done], dtype=float))
+        # Carried on to the last trial, so a flat tail reads as "no trial since beat it".
+        xs = [t["number"] for t in done] + [max(t["number"] for t in trials)]
+        ax.step(xs, np.append(best, best[-1]), where="post", color="tab:green", label="best so far")
+    ax.legend(fontsize="small")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     return ax
 
 
