@@ -127,11 +127,16 @@ class JobStore:
         st = read_json(folder / "status.json")   # the worker may have finished meanwhile
         if st["status"] not in ACTIVE:
             return
+        events = read_events(folder / "events.jsonl")
+        if events and events[-1]["kind"] == "RunEnded":
+            # The run itself ended; only its worker died before writing the final status.
+            st.update(status=events[-1]["status"], ended=now(), message=events[-1].get("message", ""))
+            atomic_write_json(folder / "status.json", st)
+            return
         st.update(status="interrupted", ended=now(),
                   message="the worker stopped without finishing (service restart or crash); "
                           "resume it to continue from the last checkpoint")
         atomic_write_json(folder / "status.json", st)
-        events = read_events(folder / "events.jsonl")
         append_event(folder / "events.jsonl", {
             "kind": "RunEnded", "run_id": job_id, "seq": events[-1]["seq"] + 1 if events else 0,
             "time": time.time(), "status": "interrupted", "metrics": {}, "model": None,

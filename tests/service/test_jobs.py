@@ -95,7 +95,7 @@ def test_real_server_sigkill_restart_resume(tmp_path):
     url, proc = serve_in_background(store)
     try:
         sc = ServiceClient(url, home=store)
-        run = sc.start_training(TrainSpec.from_dict(MEDIUM))
+        run = sc.start_training(TrainSpec.from_dict({**MEDIUM, "epochs": 30}))
         _until(lambda: any(e.kind == "Checkpointed" for e in run.events(-1, timeout=1)))
         proc.kill()
         proc.wait(10)
@@ -105,7 +105,7 @@ def test_real_server_sigkill_restart_resume(tmp_path):
         assert sc.get_run(run.id).status == "interrupted"
         resumed = sc.resume(run.id)
         result = resumed.wait(120)
-        assert result.status == "completed" and result.epochs_run == 8
+        assert result.status == "completed" and result.epochs_run == 30
         events = resumed.events()
         assert [e.seq for e in events] == list(range(len(events)))
         assert [e.status for e in events if e.kind == "RunEnded"] == ["interrupted", "completed"]
@@ -119,3 +119,20 @@ def _worker_alive(store, job_id) -> bool:
     from nbaimaas.service._jobs import lock_held
 
     return lock_held(store / "jobs" / job_id / "lock")
+
+
+def test_a_worker_that_dies_after_its_run_ended_keeps_the_run_status(tmp_path):
+    """The run wrote RunEnded, then its worker died before the final status: not 'interrupted'."""
+    from nbaimaas.engine.store import atomic_write_json
+    from nbaimaas.service._jobs import JobStore, append_event, read_events
+
+    jobs = JobStore(tmp_path)
+    job_id = "run-20260101-120000-abcdef"
+    folder = jobs.root / job_id
+    folder.mkdir()
+    atomic_write_json(folder / "status.json", {"id": job_id, "status": "running"})
+    append_event(folder / "events.jsonl", {"kind": "RunEnded", "run_id": job_id, "seq": 0, "time": 0.0,
+                                           "status": "completed", "metrics": {}, "model": None,
+                                           "message": ""})
+    assert jobs.status(job_id)["status"] == "completed"
+    assert len(read_events(folder / "events.jsonl")) == 1      # no second, contradictory ending
