@@ -30,18 +30,20 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def interleave(contenders: dict[str, Callable[[], float]], reps: int, warmup: int = 1,
-               log: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+def interleave(contenders: dict[str, Callable[[], object]], reps: int, warmup: int = 1,
+               log: Callable[[str], None] | None = None) -> dict[str, list]:
     """Call every contender once per round, round after round, so drift in machine load hits
-    them all alike. Each call returns its own figure (e.g. samples/s); warm-up rounds are dropped."""
-    out: dict[str, list[float]] = {name: [] for name in contenders}
+    them all alike. Each call returns its own figure (e.g. samples/s, or a tuple whose first
+    item is that figure); warm-up rounds are dropped."""
+    out: dict[str, list] = {name: [] for name in contenders}
     for r in range(warmup + reps):
         for name, fn in contenders.items():
             value = fn()
             if r >= warmup:
                 out[name].append(value)
             if log:
-                log(f"  round {r + 1 - warmup:>2} {name:<14} {value:>12,.0f}" + ("  (warm-up)" if r < warmup else ""))
+                shown = value[0] if isinstance(value, tuple) else value
+                log(f"  round {r + 1 - warmup:>2} {name:<14} {shown:>12,.0f}" + ("  (warm-up)" if r < warmup else ""))
     return out
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import queue
 import threading
 import warnings
 from collections.abc import Callable
@@ -64,7 +63,7 @@ class StepRunner:
     """Runs one training step per call on a batch of indices into the resident training split."""
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                 train: Split, spec, device: torch.device):
+                 train: Split, spec, device: torch.device, use_graph: bool = True):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.clip = spec.grad_clip
@@ -75,12 +74,13 @@ class StepRunner:
             model.to(memory_format=torch.channels_last)
         self.x, self.y = train.x, train.y
         self.notices: list[str] = []
-        blocker = graph_blocker(spec, optimizer, device)
-        self.graph_wanted = blocker is None
+        self.graph_wanted = use_graph and graph_blocker(spec, optimizer, device) is None
         self.graph: torch.cuda.CUDAGraph | None = None
         self._eager_steps = 0
         if self.graph_wanted:
             _make_capturable(optimizer, device)
+        else:
+            _make_eager(optimizer)
 
     def autocast(self):
         if not self.bf16:
@@ -140,7 +140,8 @@ class StepRunner:
             self._idx = idx.clone()
             self.optimizer.zero_grad(set_to_none=True)   # grads get allocated in the graph's pool
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: CUDA work another thread does meanwhile (the notebook's) must not break it
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 loss = self._forward(self._idx)
                 loss.backward()
                 self._update()
@@ -175,6 +176,15 @@ def _make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> 
     for state in optimizer.state.values():               # resumed state: step counts to the device
         if "step" in state and isinstance(state["step"], torch.Tensor):
             state["step"] = state["step"].to(device, torch.float32)
+
+
+def _make_eager(optimizer: torch.optim.Optimizer) -> None:
+    """Undo ``_make_capturable`` where a checkpoint made on a GPU resumes without a graph."""
+    for group in optimizer.param_groups:
+        if group.get("capturable") and not all(p.is_cuda for p in group["params"]):
+            group["capturable"] = False
+        if isinstance(group["lr"], torch.Tensor) and not group.get("capturable"):
+            group["lr"] = float(group["lr"])
 
 
 class LossMeter:
@@ -224,38 +234,51 @@ class LossMeter:
 class CheckpointWriter:
     """Writes checkpoints on a background thread, so an epoch never waits for the disk.
 
-    ``save_checkpoint`` fsyncs (a checkpoint must survive a crash), which costs tens of
-    milliseconds: longer than a whole epoch of a small model. The training thread hands over a
-    state already copied to the CPU; if the writer is still busy, a newer state for the same file
-    replaces the queued one (only the newest matters). ``close`` waits until every file is on
-    disk and re-raises a write error, so a run never reports its end before its checkpoints."""
+    ``save_checkpoint`` serialises (about a millisecond of CPU even for a small model) and fsyncs
+    (a checkpoint must survive a crash: tens of milliseconds), together longer than a whole epoch
+    of a small model. The first checkpoint of a run is written at once, on the caller's thread,
+    so a resume point exists (and is announced) from the first epoch on. After that the training
+    thread hands over states already copied to the CPU; every ``min_interval_s`` the writer wakes
+    and writes the newest state per file (a newer state replaces a queued one), so on a crash of
+    the process at most that interval of training is lost, and the writer stays out of the
+    training thread's way (serialising holds the GIL) in between. ``close`` writes what is queued
+    at once, waits until it is on disk and re-raises a write error: a run never reports its end
+    before its checkpoints."""
 
-    def __init__(self, emit: Callable[..., object]):
+    def __init__(self, emit: Callable[..., object], min_interval_s: float = 0.5):
         self.emit = emit                                     # emit(EventClass, **fields)
+        self.min_interval_s = min_interval_s
+        self._closing = threading.Event()
         self._pending: dict[Path, tuple[dict, dict]] = {}   # path -> (state, Checkpointed fields)
         self._lock = threading.Lock()
-        self._wake: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._first = True
         self._thread = threading.Thread(target=self._main, name="nbaimaas-checkpoints", daemon=True)
         self._thread.start()
 
     def submit(self, path: Path, state: dict, epoch: int, which: str) -> None:
+        event = {"epoch": epoch, "which": which, "path": str(path)}
+        if self._first:
+            self._first = False
+            self._write(path, state, event)
+            return
         with self._lock:
-            self._pending[path] = (state, {"epoch": epoch, "which": which, "path": str(path)})
-        self._wake.put(True)
+            self._pending[path] = (state, event)
 
     def close(self) -> None:
-        self._wake.put(False)
+        self._closing.set()
         self._thread.join()
         if self._error is not None:
             raise self._error
 
+    def _write(self, path: Path, state: dict, event: dict) -> None:
+        save_checkpoint(path, state)
+        self.emit(Checkpointed, **event)
+
     def _main(self) -> None:
-        while True:
-            more = self._wake.get()
+        while not self._closing.wait(self.min_interval_s):
             self._drain()
-            if not more:
-                return
+        self._drain()
 
     def _drain(self) -> None:
         while True:
@@ -265,7 +288,6 @@ class CheckpointWriter:
                 path = next(iter(self._pending))
                 state, event = self._pending.pop(path)
             try:
-                save_checkpoint(path, state)
-                self.emit(Checkpointed, **event)
+                self._write(path, state, event)
             except BaseException as exc:  # noqa: BLE001 - surfaced by close() on the training thread
                 self._error = self._error or exc

@@ -1,13 +1,16 @@
 """The training loop, readable top to bottom: ``fit`` is the whole story.
 
 Speed choices (see DESIGN "Speed"): the splits are moved to the device once and batched by
-slicing a seeded permutation (no DataLoader for in-memory data); the running loss stays on the
-device and is read only at progress ticks, so a step never waits for the host.
+slicing a seeded permutation (no DataLoader for in-memory data); a step never waits for the host
+on a GPU (the running loss stays on the device and is read only at progress ticks); checkpoints
+are written off the training thread. The step itself, and its GPU fast paths (bf16, channels_last,
+a whole-step CUDA graph), live in ``fast.py``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,14 +21,17 @@ import torch
 from torch import nn
 
 from ..errors import NonFiniteLossError, SpecError
-from ..events import Checkpointed, EpochEnded, Progress, RunStarted
+from ..events import EpochEnded, Progress, RunStarted
 from ..specs import TrainSpec
-from .checkpoint import BEST, LAST, cpu_state, load_checkpoint, save_checkpoint
+from .checkpoint import BEST, LAST, cpu_state, load_checkpoint
+from .fast import CheckpointWriter, LossMeter, StepRunner
 from .metrics import MetricAccumulator, lower_is_better, make_loss
 from .optim import Schedule, make_optimizer, make_schedule
 from .types import Prepared, Split
 
 PROGRESS_EVERY_S = 0.25   # at most four progress events a second: drawing must not slow training
+# Between epochs, hand the CPU to whoever waits on EpochEnded (a stop button): ~1 us when no one does.
+_yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 @dataclass
@@ -114,64 +120,64 @@ def fit(ctx: LoopContext) -> LoopOutcome:
         first, history, best, best_state = _restore(ctx.run_dir, model, optimizer, schedule, shuffle, best)
     ctx.emit(RunStarted, spec=spec.to_dict(), epochs=spec.epochs, steps_per_epoch=steps,
              device=str(device), resumed_from_epoch=first - 1)
+    runner = StepRunner(model, loss_fn, optimizer, train, spec, device)
+    writer = CheckpointWriter(ctx.emit)
     started, status, message = time.perf_counter(), "completed", ""
-    for epoch in range(first, spec.epochs + 1):
-        t0 = time.perf_counter()
-        train_loss, stopped = _train_epoch(ctx, model, train, loss_fn, optimizer, schedule, shuffle, epoch, steps)
-        if stopped:
-            status, message = "stopped", f"stopped by request during epoch {epoch}"
-            break
-        metrics = {"train_loss": train_loss, **evaluate_split(model, val, loss_fn, data, "val_")}
-        improved = best.update(epoch, metrics)
-        if improved:
-            best_state = cpu_state(model)
-        history.append({"epoch": epoch, "lr": _lr(optimizer), **metrics})
-        schedule.after_epoch()
-        _checkpoint(ctx, epoch, model, optimizer, schedule, shuffle, history, best, improved)
-        ctx.emit(EpochEnded, epoch=epoch, metrics=metrics, lr=history[-1]["lr"],
-                 seconds=time.perf_counter() - t0, best=improved)
-        if spec.early_stop and best.bad_epochs >= spec.early_stop:
-            message = f"early stop: no better {monitor} for {spec.early_stop} epochs"
-            break
+    try:
+        for epoch in range(first, spec.epochs + 1):
+            t0 = time.perf_counter()
+            train_loss, stopped = _train_epoch(ctx, runner, train, schedule, shuffle, epoch, steps)
+            if stopped:
+                status, message = "stopped", f"stopped by request during epoch {epoch}"
+                break
+            metrics = {"train_loss": train_loss, **evaluate_split(model, val, loss_fn, data, "val_")}
+            improved = best.update(epoch, metrics)
+            if improved:
+                best_state = _weights(model)
+            history.append({"epoch": epoch, "lr": _lr(optimizer), **metrics})
+            schedule.after_epoch()
+            _checkpoint(writer, ctx.run_dir, epoch, model, optimizer, schedule, shuffle, history, best, improved)
+            ctx.emit(EpochEnded, epoch=epoch, metrics=metrics, lr=history[-1]["lr"],
+                     seconds=time.perf_counter() - t0, best=improved)
+            _yield_cpu()
+            if spec.early_stop and best.bad_epochs >= spec.early_stop:
+                message = f"early stop: no better {monitor} for {spec.early_stop} epochs"
+                break
+    finally:
+        writer.close()                                 # every checkpoint is on disk before we return
+    message = "; ".join([message] * bool(message) + runner.notices)
     return LoopOutcome(status, message, history, best.epoch, best.metrics, best_state,
                        time.perf_counter() - started, str(device))
 
 
-def _train_epoch(ctx, model, train: Split, loss_fn, optimizer, schedule: Schedule, shuffle, epoch, steps):
+def _train_epoch(ctx, runner: StepRunner, train: Split, schedule: Schedule, shuffle, epoch, steps):
     """One pass over the shuffled training split. Returns (mean loss, stopped by request)."""
-    spec, bs = ctx.spec, ctx.spec.batch_size
-    model.train()
+    bs = ctx.spec.batch_size
+    runner.model.train()
     perm = torch.randperm(len(train), generator=shuffle).to(train.x.device)
-    loss_sum = torch.zeros((), device=train.x.device)   # stays on the device: no sync per step
-    check_each_step = train.x.device.type == "cpu"       # a host read is free on the CPU
-    seen, last_tick, t0 = 0, time.monotonic(), time.perf_counter()
+    meter = LossMeter(train.x.device, len(train), bs)   # per-step losses, read back at ticks
+    last_tick, t0 = time.monotonic(), time.perf_counter()
     for step in range(1, steps + 1):
         if ctx.stop.is_set():
             return math.nan, True
         idx = perm[(step - 1) * bs: step * bs]
-        xb, yb = train.x[idx], train.y[idx]             # xb: [B, ...], yb: [B] or [B, out]
-        loss = loss_fn(model(xb), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
-        optimizer.step()
+        meter.add(step, runner.step(idx), len(idx))
         schedule.after_batch()
-        loss_sum += loss.detach() * len(idx)
-        seen += len(idx)
         now = time.monotonic()
-        if check_each_step or now - last_tick >= PROGRESS_EVERY_S or step == steps:
-            _check_finite(loss if check_each_step else loss_sum, epoch, step)
-        if now - last_tick >= PROGRESS_EVERY_S or step == steps:
+        tick = now - last_tick >= PROGRESS_EVERY_S or step == steps
+        if tick or meter.bad_step:                      # on the CPU a NaN is seen at its own step
+            _check_finite(meter, epoch, step)
+        if tick:
             last_tick = now
-            ctx.emit(Progress, epoch=epoch, step=step, steps=steps, loss=float(loss_sum) / seen,
-                     samples_per_s=seen / max(time.perf_counter() - t0, 1e-9))
-    return float(loss_sum) / max(seen, 1), False
+            ctx.emit(Progress, epoch=epoch, step=step, steps=steps, loss=meter.mean(step),
+                     samples_per_s=meter.seen / max(time.perf_counter() - t0, 1e-9))
+    return meter.mean(steps), False
 
 
-def _check_finite(value: torch.Tensor, epoch: int, step: int) -> None:
-    if not bool(torch.isfinite(value)):
-        raise NonFiniteLossError(f"loss became NaN at epoch {epoch}, step {step}",
+def _check_finite(meter: LossMeter, epoch: int, step: int) -> None:
+    bad = meter.first_nonfinite(step)
+    if bad is not None:
+        raise NonFiniteLossError(f"loss became NaN at epoch {epoch}, step {bad}",
                                  "lower the learning rate or set grad_clip; the last good checkpoint was kept")
 
 
@@ -191,6 +197,11 @@ def evaluate_split(model: nn.Module, split: Split, loss_fn, data: Prepared, pref
     return acc.compute(prefix, inverse if data.info.task != "classification" else None)
 
 
+def _weights(model: nn.Module) -> dict:
+    # Contiguous: channels_last conv weights (the CUDA fast path) cannot go into safetensors as is.
+    return {k: v.contiguous() for k, v in cpu_state(model).items()}
+
+
 def _to_device(split: Split, device: torch.device) -> Split:
     return Split(split.x.to(device), split.y.to(device))
 
@@ -199,7 +210,9 @@ def _lr(optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def _checkpoint(ctx, epoch, model, optimizer, schedule, shuffle, history, best, improved) -> None:
+def _checkpoint(writer: CheckpointWriter, run_dir: Path, epoch, model, optimizer, schedule, shuffle,
+                history, best, improved) -> None:
+    """Hand CPU copies of everything a resume needs to the writer; the disk work is off-thread."""
     state = {
         "epoch": epoch,
         "model": cpu_state(model),
@@ -207,15 +220,13 @@ def _checkpoint(ctx, epoch, model, optimizer, schedule, shuffle, history, best, 
         "schedule": schedule.state_dict(),
         "shuffle_rng": shuffle.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": history,
+        "history": list(history),
         "best": {"epoch": best.epoch, "value": best.value, "metrics": best.metrics, "bad": best.bad_epochs},
     }
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(ctx.run_dir / LAST, state)
-    ctx.emit(Checkpointed, epoch=epoch, which="last", path=str(ctx.run_dir / LAST))
+    writer.submit(run_dir / LAST, state, epoch, "last")
     if improved:
-        save_checkpoint(ctx.run_dir / BEST, {"epoch": epoch, "model": state["model"], "metrics": best.metrics})
-        ctx.emit(Checkpointed, epoch=epoch, which="best", path=str(ctx.run_dir / BEST))
+        writer.submit(run_dir / BEST, {"epoch": epoch, "model": state["model"], "metrics": best.metrics},
+                      epoch, "best")
 
 
 def _restore(run_dir: Path, model, optimizer, schedule, shuffle, best: BestTracker):
