@@ -211,6 +211,10 @@ class LiveView:
             self._render_plot()
         if self.final_figure and self.mode != "none" and self.state.history and in_kernel():
             self._display_final_figure()
+            if self.mode == "widget":
+                # The static figure now shows the curves (and survives without widget state);
+                # keep one picture on screen, not two.
+                self._image.layout.display = "none"
 
     def _display_final_figure(self) -> None:
         from IPython.display import display

@@ -93,7 +93,8 @@ def test_offline_html_shows_widgets_and_plots(browser, quickstart_html, artifact
             assert progress_percent(view.locator(".nbaimaas-progress")) == 100
             expect(view.locator(".nbaimaas-status")).to_contain_text("completed after")
             plot = view.locator("img.nbaimaas-live-plot")
-            expect(plot).to_be_visible()
+            expect(plot).to_be_attached()      # drawn during the run, hidden once the static figure showed
+            expect(plot).to_be_hidden()
 
         # Plots: every <img> decoded; the static figures are inline PNG data URIs.
         page.wait_for_function("() => [...document.images].every(i => i.complete)")

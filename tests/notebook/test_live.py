@@ -250,3 +250,15 @@ def test_eta_unknown_without_plan():
     state = RunProgress()
     state.update(Progress(run_id="r", seq=0, time=1.0, epoch=1, step=1, steps=10, loss=math.nan))
     assert state.eta is None and format_bar(state) == "epoch 1"
+
+
+def test_widget_view_hands_the_curves_to_the_static_figure_at_the_end(monkeypatch):
+    shown = []
+    monkeypatch.setattr(live_mod, "in_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    view = LiveView(mode="widget", auto_display=False)
+    for e in run_events():
+        view(e)
+    assert len(shown) == 1 and shown[0]["image/png"] == view.last_png   # the same picture, once
+    plot = next(c for c in view.widget.children if "nbaimaas-live-plot" in c._dom_classes)
+    assert plot.layout.display == "none"
