@@ -35,7 +35,9 @@ def html_table(rows: list[dict], columns: list[str] | None = None, caption: str 
         "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c, '')))}</td>" for c in columns) + "</tr>"
         for r in rows
     )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    # A caption is as wide as its table by default, so a long one wraps in a column of words.
+    cap = (f'<caption style="caption-side: top; text-align: left; white-space: nowrap">'
+           f"{html.escape(caption)}</caption>" if caption else "")
     return f'<table class="nbaimaas-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
