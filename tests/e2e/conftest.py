@@ -62,13 +62,13 @@ def artifact_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_")[:120]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium, headless, launched by Playwright (which gives it a fresh temporary
     user-data-dir, deleted at close); one per session, a new context per test."""
@@ -90,12 +90,12 @@ def browser():
     pw.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_server(browser, e2e_workdir, artifacts):
     """JupyterLab on a free loopback port with a token, serving a private copy of notebooks/
     (outputs cleared) with isolated config/runtime/workspace/settings folders; SIGTERM after."""
@@ -112,7 +112,7 @@ def lab(lab_server):
     lab_server.shutdown_kernels()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def voila_server(browser, e2e_workdir, artifacts):
     if importlib.util.find_spec("voila") is None:
         _missing("voila is not installed")

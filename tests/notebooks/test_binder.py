@@ -142,13 +142,12 @@ def test_post_build_is_executable_strict_and_installs_without_deps():
 
 def test_post_build_is_executable_in_git_too():
     proc = subprocess.run(["git", "ls-files", "-s", "binder/postBuild"], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        pytest.skip("binder/postBuild is not tracked yet")
+    assert proc.returncode == 0 and proc.stdout.strip(), "binder/postBuild is not tracked by git"
     assert proc.stdout.split()[0] == "100755"
 
 
-def test_start_script_if_any_hands_over():
+def test_no_start_script_or_one_that_hands_over():
+    # repo2docker runs binder/start before the notebook server; none is needed here, and one
+    # that does not end with exec "$@" would keep the server from starting.
     start = BINDER / "start"
-    if not start.exists():
-        pytest.skip("no binder/start")
-    assert start.read_text().rstrip().splitlines()[-1].strip() == 'exec "$@"'
+    assert not start.exists() or start.read_text().rstrip().splitlines()[-1].strip() == 'exec "$@"'
