@@ -55,7 +55,9 @@ class ServiceContext:
         return decode_inline(doc, self.load_array)
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
+    # async on purpose: FastAPI runs a plain-def dependency in its thread pool, a thread
+    # hand-off (and a pool of threads under load) on every request just to read an attribute.
     return request.app.state.ctx
 
 

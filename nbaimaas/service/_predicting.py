@@ -21,6 +21,17 @@ class PredictItem:
     inputs: Any
     horizon: int | None = None
 
+    @property
+    def rows(self) -> int:
+        """How many inputs this request holds (the batcher runs only small ones inline)."""
+        shape = getattr(self.inputs, "shape", None)
+        if shape is not None:
+            return int(shape[0]) if len(shape) else 1
+        try:
+            return len(self.inputs)
+        except TypeError:
+            return 1
+
 
 class _Ready:
     """A preprocessor whose inputs were already transformed; everything else is the real one's."""
@@ -38,7 +49,8 @@ class _Ready:
 def predict_batch(cache, ref: str, items: list[PredictItem]) -> list:
     """One Prediction (or the exception for that request) per item, in order."""
     try:
-        servable = cache.get(ref)
+        # ref is the exact version the route resolved for these requests just now
+        servable = cache.loaded(ref) or cache.get(ref)
     except Exception as exc:  # noqa: BLE001 - every request of the batch gets the reason
         return [_as_user_error(exc, ref)] * len(items)
     results: list[Any] = [None] * len(items)
@@ -62,6 +74,10 @@ def _run_group(servable, horizon, members, results, ref) -> None:
     from ..engine.predict import predict
 
     ready = dataclasses.replace(servable, preprocessor=_Ready(servable.preprocessor))
+    if len(members) == 1:           # a lone request: nothing to join or cut
+        i, x = members[0]
+        results[i] = _safe(lambda: predict(ready, x, 1, horizon), ref)
+        return
     try:
         batch = torch.cat([x for _, x in members])
     except RuntimeError:   # shapes differ between requests: run them one by one

@@ -19,6 +19,7 @@ from ._predicting import predict_batch
 from ._security import LOOPBACK_HOSTS, BearerAuth, BodyLimit, HostAllowlist, Tokens, load_tokens
 from .batcher import Batchers
 from .routes import ROUTERS
+from .routes.predict import PredictFastPath
 
 __all__ = ["create_app", "DEFAULT_MAX_BODY"]
 
@@ -61,7 +62,9 @@ def create_app(store_dir: str | os.PathLike | None = None, *, tokens: Tokens | d
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    # add_middleware wraps: the last added runs first. Order of checks: Host, token, body size.
+    # add_middleware wraps: the last added runs first. Order of checks: Host, token, body size;
+    # then predict requests take the short way past the framework (same checks, same answers).
+    app.add_middleware(PredictFastPath, ctx=app.state.ctx)
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(BearerAuth, tokens=tokens)
     app.add_middleware(HostAllowlist, hosts=_hosts(allowed_hosts))

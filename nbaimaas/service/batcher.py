@@ -1,17 +1,26 @@
 """Micro-batching for prediction: many small requests, one batched forward pass.
 
 One ``MicroBatcher`` per exact model version (``name:3``), so registering a new version never
-touches requests queued for the old one. Its task takes whatever is queued (up to
-``max_batch``); it waits (at most ``max_wait``) only while the batch is still growing, so at low
-load a request runs at once, and under load the requests that arrive during one forward pass
-form the next batch. The queue is bounded: when full, the request is refused at once with
-ServiceUnavailable (503 + Retry-After) instead of waiting without end.
+touches requests queued for the old one. It never waits on a clock for company. Its task takes
+whatever is queued (up to ``max_batch``) and runs it on the app's one inference thread; the
+requests that arrive during that forward pass form the next batch. It waits (at most
+``max_wait``) only while requests are known to be on their way: announced by ``expect()`` (the
+route does, while it reads the body) and not yet submitted. So at low load a request runs at
+once, and a lone small request of a model whose lone passes have been fast (under
+``inline_s``) runs on the event loop itself, after one turn of the loop to let requests already
+received join it: two thread hand-offs would cost more than the forward pass.
+
+The queue is bounded: when full, the request is refused at once with ServiceUnavailable
+(503 + Retry-After) instead of waiting without end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ServiceUnavailable
@@ -21,20 +30,46 @@ __all__ = ["MicroBatcher", "Batchers"]
 
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[list], list], *, name: str = "", max_batch: int = 64,
-                 max_wait: float = 0.002, max_queue: int = 256, retry_after: int = 1):
-        self.run_batch = run_batch          # items -> one result or exception per item (in a thread)
+                 max_wait: float = 0.002, max_queue: int = 256, retry_after: int = 1,
+                 inline_s: float = 0.002, inline_rows: int = 16, executor: Callable[[], ThreadPoolExecutor] | None = None):
+        self.run_batch = run_batch          # items -> one result or exception per item
         self.name = name
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.retry_after = retry_after
+        self.inline_s = inline_s            # run a lone small request on the loop if faster than this
+        self.inline_rows = inline_rows      # ... and only if it holds at most this many rows
+        self._executor = executor           # the app's inference thread (None: asyncio's pool)
         self._queue: asyncio.Queue = asyncio.Queue(max_queue)
         self._task: asyncio.Task | None = None
+        self._arrived: asyncio.Event | None = None
         self.loop = asyncio.get_running_loop()
-        self.batches = 0                    # forward passes run (for tests and /stats)
-        self.served = 0
+        self.expected = 0                   # requests announced by expect(), not yet submitted
+        self.cost_s: float | None = None    # recent seconds per forward pass (moving average)
+        # Counters of what the batcher did and decided (for tests and /stats).
+        self.batches = 0                    # forward passes run
+        self.served = 0                     # requests answered by them
+        self.inline = 0                     # forward passes run on the event loop
+        self.waits = 0                      # times a batch waited for announced requests
+        self.largest = 0                    # the largest batch so far
+
+    @contextmanager
+    def expect(self):
+        """Announce a request that will be submitted soon (while its body is read); submit it
+        with the slot this yields, so it counts as announced until it is in the queue."""
+        self.expected += 1
+        slot = _Slot(self)
+        try:
+            yield slot
+        finally:
+            slot.close()
+
+    def _wake(self) -> None:
+        if self._arrived is not None:
+            self._arrived.set()
 
     async def submit(self, item: Any) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        future = self.loop.create_future()
         try:
             self._queue.put_nowait((item, future))
         except asyncio.QueueFull:
@@ -43,13 +78,34 @@ class MicroBatcher:
                                      f"retry after {self.retry_after} s")
             err.retry_after = self.retry_after
             raise err from None
+        self._wake()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
+            self._task = self.loop.create_task(self._loop(), name=f"batcher-{self.name}")
         return await future
 
     @property
     def idle(self) -> bool:
         return self._queue.empty() and (self._task is None or self._task.done())
+
+    def _lone(self, batch: list) -> bool:
+        """One small request, nobody announced, and this model's lone passes have been fast."""
+        return (len(batch) == 1 and self.expected == 0 and self.cost_s is not None
+                and self.cost_s < self.inline_s
+                and getattr(batch[0][0], "rows", 1) <= self.inline_rows)
+
+    def _timed(self, items: list) -> list:
+        t = time.perf_counter()
+        results = self.run_batch(items)
+        took = time.perf_counter() - t
+        if len(items) == 1 and getattr(items[0], "rows", 1) <= self.inline_rows:
+            # the inline decision is about lone small requests
+            self.cost_s = took if self.cost_s is None else 0.8 * self.cost_s + 0.2 * took
+        return results
+
+    def _count(self, n: int) -> None:
+        self.batches += 1
+        self.served += n
+        self.largest = max(self.largest, n)
 
     async def _loop(self) -> None:
         # Ends when the queue is empty; submit() starts a new task (no await between the check
@@ -57,56 +113,100 @@ class MicroBatcher:
         while not self._queue.empty():
             batch = [self._queue.get_nowait()]
             await self._grow(batch)
+            inline = False
+            if self._lone(batch):
+                # Alone so far. One turn of the loop lets requests already received reach the
+                # queue; if none did, run here: two thread hand-offs cost more than the pass.
+                await asyncio.sleep(0)
+                await self._grow(batch)
+                inline = self._lone(batch)
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:
                 continue
+            items = [item for item, _ in live]
             try:
-                results = await asyncio.to_thread(self.run_batch, [item for item, _ in live])
+                if inline:
+                    results = self._timed(items)
+                    self.inline += 1
+                else:
+                    executor = self._executor() if self._executor is not None else None
+                    results = await self.loop.run_in_executor(executor, self._timed, items)
             except BaseException as exc:  # noqa: BLE001 - fail this batch, keep serving
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 results = [exc] * len(live)
-            self.batches += 1
-            self.served += len(live)
+            self._count(len(live))
             for (_, fut), res in zip(live, results):
                 if not fut.done():
                     fut.set_exception(res) if isinstance(res, BaseException) else fut.set_result(res)
 
     async def _grow(self, batch: list) -> None:
-        """Take what is queued; wait a little for more only while more keeps arriving."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
+        """Take what is queued; wait (at most max_wait) only for requests announced by expect()."""
+        deadline = None
         while len(batch) < self.max_batch:
-            grew = False
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-                grew = True
-            remaining = deadline - loop.time()
-            if not grew or remaining <= 0 or len(batch) >= self.max_batch:
+            if len(batch) >= self.max_batch or self.expected == 0 or self.max_wait <= 0:
                 return
+            if deadline is None:
+                deadline = self.loop.time() + self.max_wait
+                self.waits += 1
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return
+            if self._arrived is None:
+                self._arrived = asyncio.Event()
+            self._arrived.clear()
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._arrived.wait(), remaining)
             except asyncio.TimeoutError:
-                return
+                pass
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
 
+class _Slot:
+    """One announced request: leaves the announced count the moment it is queued (or given up)."""
+
+    def __init__(self, batcher: MicroBatcher):
+        self.batcher = batcher
+        self.open = True
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.batcher.expected -= 1
+            self.batcher._wake()
+
+    async def submit(self, item: Any) -> Any:
+        self.close()     # no await until submit() has queued it: the batcher cannot miss it
+        return await self.batcher.submit(item)
+
+
 class Batchers:
-    """The batchers of one app, created on first use per model version."""
+    """The batchers of one app, created on first use per model version, sharing one inference
+    thread (forward passes of several models one after another, never competing for the cores)."""
 
     def __init__(self, run_batch: Callable[[str, list], list], **options):
         self.run_batch = run_batch          # (exact ref, items) -> results; a seam for tests
         self.options = options
         self._by_ref: dict[str, MicroBatcher] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="nbaimaas-predict")
+        return self._pool
 
     def get(self, ref: str) -> MicroBatcher:
         batcher = self._by_ref.get(ref)
         if batcher is None or batcher.loop is not asyncio.get_running_loop():
             self._forget_idle()
-            batcher = MicroBatcher(lambda items: self.run_batch(ref, items), name=ref, **self.options)
+            # Looks self.run_batch up on every batch, so tests may swap it after start.
+            batcher = MicroBatcher(lambda items: self.run_batch(ref, items), name=ref,
+                                   executor=self.executor, **self.options)
             self._by_ref[ref] = batcher
         return batcher
 
@@ -125,3 +225,6 @@ class Batchers:
     async def close(self) -> None:
         for batcher in self._by_ref.values():
             await batcher.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)

@@ -28,8 +28,12 @@ def is_loopback(host: str) -> bool:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on each accepted connection
+    # only when sock.proto says TCP, and without it every response whose head and body leave in
+    # two writes waits for the client's delayed ACK (Nagle): ~40 ms per request at low load.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # inherited by accepted sockets
     sock.bind((host.strip("[]"), port))
     return sock
 
@@ -40,6 +44,8 @@ def run_server(store: str | os.PathLike | None, host: str = "127.0.0.1", port: i
     import uvicorn
 
     from .app import DEFAULT_MAX_BODY, create_app
+
+    _torch_threads()
 
     app = create_app(store, allowed_hosts=(allowed_hosts or set()) | {host},
                      max_body=max_body or DEFAULT_MAX_BODY)
@@ -52,6 +58,15 @@ def run_server(store: str | os.PathLike | None, host: str = "127.0.0.1", port: i
     config = uvicorn.Config(app, access_log=False, log_level="warning", proxy_headers=False,
                             server_header=False)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _torch_threads() -> None:
+    """One torch thread unless NBAIMAAS_TORCH_THREADS says otherwise: requests are batched on
+    one inference thread beside the event loop, and more intra-op threads only fight them (and
+    the clients on the same machine) for the cores."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("NBAIMAAS_TORCH_THREADS", "1"))))
 
 
 def serve_in_background(store: str | os.PathLike | None = None, port: int = 0, host: str = "127.0.0.1",

@@ -1,18 +1,32 @@
-"""Predict: raw inputs in (JSON or .npy), labels and probabilities (or values) out, micro-batched."""
+"""Predict: raw inputs in (JSON or .npy), labels and probabilities (or values) out, micro-batched.
+
+Two doors to one implementation (``run_predict``): the FastAPI route (documented in /docs, and
+what every unusual request goes through) and ``PredictFastPath``, a plain ASGI handler inside
+the security middlewares that serves the common request (``?top_k=&horizon=`` at most, a JSON or
+.npy body) without FastAPI's routing, dependency solving and exception wrappers: at thousands
+of requests a second those cost more than the model's forward pass.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ...errors import UserError
+from ...errors import NbaimaasError, UserError
 from ...specs import PredictRequest
 from .._context import ServiceContext, check_ref, get_ctx, to_thread
+from .._errors import JSONResponse, error_response
 from .._predicting import PredictItem
-from ..wire import NPY_TYPE, UnsupportedMediaError, decode_npy, from_jsonable
+from ..wire import NPY_TYPE, UnsupportedMediaError, decode_npy, dumps, from_jsonable
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
+log = logging.getLogger("nbaimaas.service")
+
+__all__ = ["router", "run_predict", "PredictFastPath"]
 
 
 @router.post("/{ref}/predict",
@@ -21,17 +35,30 @@ router = APIRouter(prefix="/v1/models", tags=["predict"])
                          f"(`{NPY_TYPE}`) with `?top_k=&horizon=`. Works with the predict token.")
 async def predict(ref: str, request: Request, top_k: int = Query(1, ge=1), horizon: int | None = None,
                   ctx: ServiceContext = Depends(get_ctx)) -> dict:
+    prediction = await run_predict(ctx, ref, _kind(request.headers.get("content-type", "")),
+                                   request.body, top_k, horizon)
+    # A rendered response: FastAPI would otherwise walk and validate the dict once more.
+    return JSONResponse(prediction.to_dict())
+
+
+async def run_predict(ctx: ServiceContext, ref: str, kind: str, read_body: Callable[[], Awaitable[bytes]],
+                      top_k: int, horizon: int | None):
     check_ref(ref)
-    inputs, top_k, horizon = await _read(request, top_k, horizon)
-    PredictRequest(model=ref, top_k=top_k, horizon=horizon)   # the same checks as in process
-    version = await to_thread(ctx.backend.registry.resolve, ref)
-    prediction = await ctx.batchers.submit(version.ref, PredictItem(inputs, horizon))
-    return prediction.to_dict()
+    cache = ctx.backend.cache
+    # Kept while the registry is unchanged (a few microseconds); SQLite off the loop otherwise.
+    version = cache.resolved(ref) or await to_thread(cache.resolve, ref)
+    batcher = ctx.batchers.get(version.ref)
+    with batcher.expect() as slot:      # the batcher may wait for this one while its body arrives
+        inputs, top_k, horizon = _read(kind, await read_body(), top_k, horizon)
+        PredictRequest(model=ref, top_k=top_k, horizon=horizon)   # the same checks as in process
+        return await slot.submit(PredictItem(inputs, horizon))
 
 
-async def _read(request: Request, top_k: int, horizon: int | None):
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
+def _kind(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def _read(kind: str, body: bytes, top_k: int, horizon: int | None):
     if kind == NPY_TYPE:
         return decode_npy(body), top_k, horizon
     if kind != "application/json":
@@ -58,3 +85,72 @@ def _inputs(raw):
         return np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError) as err:
         raise UserError(f"inputs must be numbers of one shape or strings: {err}") from None
+
+
+# -- the fast door ------------------------------------------------------------------------------
+
+_PATH = re.compile(r"/v1/models/([^/]+)/predict")
+_QUERY = re.compile(rb"(?:(?:top_k|horizon)=[1-9][0-9]{0,8})(?:&(?:top_k|horizon)=[1-9][0-9]{0,8})?")
+_KINDS = (NPY_TYPE, "application/json")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class PredictFastPath:
+    """``POST /v1/models/{ref}/predict`` without the framework; everything else, and any request
+    it is not sure about (odd query strings, other content types), goes on to the app."""
+
+    def __init__(self, app, ctx: ServiceContext):
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        match = _PATH.fullmatch(scope["path"])
+        query = scope.get("query_string", b"")
+        kind = _kind(_header(scope, b"content-type"))
+        if match is None or kind not in _KINDS or (query and not _QUERY.fullmatch(query)):
+            return await self.app(scope, receive, send)
+        params = dict(p.split(b"=") for p in query.split(b"&")) if query else {}
+        if len(params) != query.count(b"&") + bool(query):        # a parameter given twice
+            return await self.app(scope, receive, send)
+        top_k = int(params.get(b"top_k", 1))
+        horizon = int(params[b"horizon"]) if b"horizon" in params else None
+
+        async def read_body() -> bytes:
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Gone
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+
+        try:
+            prediction = await run_predict(self.ctx, match.group(1), kind, read_body,
+                                           top_k, horizon)
+            body = dumps(prediction.to_dict()).encode()
+        except _Gone:
+            return
+        except NbaimaasError as err:
+            return await error_response(err)(scope, receive, send)
+        except Exception as err:  # noqa: BLE001 - the traceback to the log, never to the client
+            log.error("internal error on POST %s", scope["path"], exc_info=err)
+            body = {"code": "error", "message": "internal error in the nbaimaas service",
+                    "hint": "see the service's log"}
+            return await JSONResponse(body, status_code=500)(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode()), *_JSON_HEADERS]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Gone(Exception):
+    """The client went away while its body was read."""
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
