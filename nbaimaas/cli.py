@@ -1,4 +1,5 @@
-"""The ``nbaimaas`` command: ``nbaimaas serve [--host 127.0.0.1] [--port 8765] [--store DIR]`` and
+"""The ``nbaimaas`` command: ``nbaimaas serve [--host 127.0.0.1] [--port 8765] [--store DIR]``,
+``nbaimaas train --spec train.json [--nproc N]`` and
 ``nbaimaas tune --spec tune.json [--trials N] [--storage URL] [--study NAME]``.
 
 Subcommands live in ``COMMANDS`` (name -> (add arguments, run)), so a new one is one function
@@ -71,9 +72,49 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", required=True, metavar="FILE",
+                   help="a TrainSpec as JSON: {\"data\": {...}, \"model\": {...}, \"epochs\": ...}")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="processes on this machine (default: the spec's); > 1 trains with torchrun + DDP")
+    p.add_argument("--store", default=None, help="the model store (default $NBAIMAAS_HOME or ~/.nbaimaas)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train here (or on --nproc processes of this machine), one line an epoch; Ctrl-C stops."""
+    from pathlib import Path
+
+    from . import api
+    from .errors import NbaimaasError
+    from .events import EpochEnded
+    from .specs import TrainSpec
+
+    def show(event) -> None:
+        if isinstance(event, EpochEnded):
+            shown = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+            print(f"epoch {event.epoch}/{spec.epochs}  {shown}  ({event.seconds:.2f} s)"
+                  + ("  best" if event.best else ""), flush=True)
+
+    try:
+        spec = TrainSpec.from_json(Path(args.spec).read_text())
+        if args.nproc is not None:
+            spec = spec.replace(nproc=args.nproc)
+        api.connect("local", home=args.store)
+        result = api.train(spec, progress=show)
+    except (NbaimaasError, OSError) as e:
+        print(f"nbaimaas train: error: {e}", file=sys.stderr)
+        return 2
+    model = f"; model {result.model}" if result.model else ""
+    print(f"run {result.run_id} {result.status} after {result.epochs_run} epochs "
+          f"(best epoch {result.best_epoch}){model}" + (f": {result.message}" if result.message else ""))
+    return 0
+
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": ("run the model service (FastAPI under uvicorn)", _serve_args, _serve),
+    "train": ("train a model from a TrainSpec, here or on several processes (torchrun + DDP)",
+              _train_args, _train),
     "tune": ("run hyperparameter trials here, on a study that other workers may share", _tune_args, _tune),
 }
 

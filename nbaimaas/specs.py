@@ -191,6 +191,7 @@ class TrainSpec(_Spec):
     name: str | None = None            # register the best model under this name when done
     device: str = "auto"
     precision: str = "auto"
+    nproc: int = 1                     # processes on this machine; > 1: torchrun + DDP, batch_size global
 
     def __post_init__(self) -> None:
         for key, sub in self._nested.items():
@@ -212,6 +213,10 @@ class TrainSpec(_Spec):
             raise SpecError(f"seed must be a non-negative integer, got {self.seed!r}")
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
+        _positive("nproc", self.nproc, integer=True)
+        if self.batch_size < self.nproc:
+            raise SpecError(f"batch_size is the global batch, split over {self.nproc} processes: "
+                            f"it must be at least nproc, got {self.batch_size}")
         if self.name is not None:
             from .names import check_model_name
 
@@ -221,8 +226,9 @@ class TrainSpec(_Spec):
 #: Metrics a run reports each epoch (``val_*`` ones need a validation split).
 TUNE_METRICS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "val_mae", "val_rmse", "val_r2")
 _RANGE_KEYS = ("low", "high", "log", "int", "step")
-# Roots of nested paths, the registry name, and the monitor (a trial monitors the tuned metric).
-_NOT_TUNABLE = {"data", "model", "init", "name", "monitor"}
+# Roots of nested paths, the registry name, the monitor (a trial monitors the tuned metric), and
+# nproc (trials train in the tuning process; several workers share a study through its storage).
+_NOT_TUNABLE = {"data", "model", "init", "name", "monitor", "nproc"}
 
 
 def _space_paths() -> set[str]:
@@ -353,6 +359,9 @@ class TuneSpec(_Spec):
             lower = self.metric.endswith(("loss", "mae", "rmse"))
             object.__setattr__(self, "direction", "minimize" if lower else "maximize")
         _choice("direction", self.direction, ("minimize", "maximize"))
+        if self.base.nproc != 1:
+            raise SpecError("tuning trains each trial in the tuning process: use nproc=1 in the base, "
+                            "and share one study between several workers with storage=...")
         if self.base.monitor not in (None, self.metric):
             raise SpecError(f"the base monitors '{self.base.monitor}' but the study tunes "
                             f"'{self.metric}'; leave monitor unset or make them equal")

@@ -90,9 +90,17 @@ class LocalBackend:
     # -- training ---------------------------------------------------------------------------
     def start_training(self, spec: TrainSpec, inline: Any = None, module: Any = None,
                        run_id: str | None = None):
-        """Validate, build and start a run; ``run_id`` lets a service job and its run share a name."""
+        """Validate, build and start a run; ``run_id`` lets a service job and its run share a name.
+
+        ``spec.nproc > 1`` trains on that many processes of this machine (torchrun + DDP); the
+        returned ``DistributedRun`` is followed like any other run."""
         from ..engine.runs import new_run_id
 
+        if spec.nproc > 1:
+            from ..engine.distributed import check_portable
+
+            check_portable(spec, inline, module)
+            return self._launch_distributed(spec, run_id or new_run_id(), resume=False)
         if module is not None:
             spec = spec.replace(model=ModelSpec(arch="module", options={"class": type(module).__name__}))
         data, model = self._build(spec, inline, module)
@@ -108,6 +116,8 @@ class LocalBackend:
         spec = TrainSpec.from_json((run_dir / "spec.json").read_text())
         if spec.model.arch == "module":
             raise UserError("runs of your own nn.Module cannot be resumed from disk; train it again")
+        if spec.nproc > 1:
+            return self._launch_distributed(spec, run_id, resume=True)
         data, model = self._build(spec, inline, None)
         return self._launch(spec, data, model, run_id, resume=True, module=None)
 
@@ -124,6 +134,14 @@ class LocalBackend:
         with self._lock:
             self._runs[run_id] = run
         return run.start()
+
+    def _launch_distributed(self, spec: TrainSpec, run_id: str, resume: bool):
+        from ..engine.distributed import launch
+
+        run = launch(spec, self._run_dir(run_id), self.home, run_id, resume)
+        with self._lock:
+            self._runs[run_id] = run
+        return run
 
     def _run_dir(self, run_id: str) -> Path:
         from ..engine.store import inside

@@ -5,6 +5,10 @@ slicing a seeded permutation (no DataLoader for in-memory data); a step never wa
 on a GPU (the running loss stays on the device and is read only at progress ticks); checkpoints
 are written off the training thread. The step itself, and its GPU fast paths (bf16, channels_last,
 a whole-step CUDA graph), live in ``fast.py``.
+
+Several processes (``distributed.py``, under torchrun) run this same ``fit``; a ``Shard`` says which
+share of each epoch this process trains on and how the processes agree. The default ``Shard()`` is
+one process that trains on everything, and each of its methods is a no-op.
 """
 
 from __future__ import annotations
@@ -34,6 +38,37 @@ PROGRESS_EVERY_S = 0.25   # at most four progress events a second: drawing must 
 _yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
+class Shard:
+    """This process's share of data-parallel training; one process (the default) does it all.
+
+    ``distributed.DistShard`` overrides the methods with collectives: each process trains on an
+    equal share (``perm[rank::world]``) of the same seeded permutation, ``batch_size // world``
+    samples a step, so ``batch_size`` stays the global batch."""
+
+    rank, world, is_main = 0, 1, True
+
+    def take(self, perm: torch.Tensor) -> torch.Tensor:
+        return perm                                     # the samples this process trains on
+
+    def size(self, n: int) -> int:
+        return n                                        # len(take(perm)) for n samples
+
+    def batch(self, batch_size: int) -> int:
+        return batch_size                               # samples per step in this process
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return model                                    # the module the steps train (DDP: a wrapper)
+
+    def stop(self, requested: bool) -> bool:
+        return requested                                # every process stops at the same step
+
+    def mean(self, value: float) -> float:
+        return value                                    # an epoch's loss over all processes
+
+    def from_main(self, fn: Callable, *args):
+        return fn(*args)                                # run on the main process, its answer to all
+
+
 @dataclass
 class LoopContext:
     """What one run of ``fit`` needs; the caller owns the model, the run folder and the events."""
@@ -45,6 +80,7 @@ class LoopContext:
     emit: Callable[..., object]          # emit(EventClass, **fields)
     stop: threading.Event = field(default_factory=threading.Event)
     resume: bool = False
+    shard: Shard = field(default_factory=Shard)
 
 
 @dataclass
@@ -103,13 +139,13 @@ def _task_metrics(task: str) -> tuple[str, ...]:
 
 
 def fit(ctx: LoopContext) -> LoopOutcome:
-    spec, data = ctx.spec, ctx.data
+    spec, data, shard = ctx.spec, ctx.data, ctx.shard
     device = pick_device(spec.device)
     monitor = monitored_metric(spec, data)
     torch.manual_seed(spec.seed)                       # dropout and friends draw from the global RNG
     model = ctx.model.to(device)
     train, val = _to_device(data.train, device), _to_device(data.val, device)
-    steps = math.ceil(len(train) / spec.batch_size)
+    steps = math.ceil(shard.size(len(train)) / shard.batch(spec.batch_size))
     loss_fn = make_loss(data.info.task, spec.loss)
     optimizer = make_optimizer(spec, model.parameters())
     schedule = make_schedule(spec, optimizer, steps)
@@ -120,7 +156,8 @@ def fit(ctx: LoopContext) -> LoopOutcome:
         first, history, best, best_state = _restore(ctx.run_dir, model, optimizer, schedule, shuffle, best)
     ctx.emit(RunStarted, spec=spec.to_dict(), epochs=spec.epochs, steps_per_epoch=steps,
              device=str(device), resumed_from_epoch=first - 1)
-    runner = StepRunner(model, loss_fn, optimizer, train, spec, device)
+    runner = StepRunner(model, loss_fn, optimizer, train, spec, device, use_graph=shard.world == 1)
+    runner.model = shard.wrap(runner.model)             # after StepRunner's channels_last, as DDP wants
     writer = CheckpointWriter(ctx.emit)
     started, status, message = time.perf_counter(), "completed", ""
     try:
@@ -130,13 +167,16 @@ def fit(ctx: LoopContext) -> LoopOutcome:
             if stopped:
                 status, message = "stopped", f"stopped by request during epoch {epoch}"
                 break
-            metrics = {"train_loss": train_loss, **evaluate_split(model, val, loss_fn, data, "val_")}
+            metrics = {"train_loss": train_loss,
+                       **shard.from_main(evaluate_split, model, val, loss_fn, data, "val_")}
             improved = best.update(epoch, metrics)
             if improved:
                 best_state = _weights(model)
             history.append({"epoch": epoch, "lr": _lr(optimizer), **metrics})
             schedule.after_epoch()
-            _checkpoint(writer, ctx.run_dir, epoch, model, optimizer, schedule, shuffle, history, best, improved)
+            if shard.is_main:
+                _checkpoint(writer, ctx.run_dir, epoch, model, optimizer, schedule, shuffle, history, best,
+                            improved)
             ctx.emit(EpochEnded, epoch=epoch, metrics=metrics, lr=history[-1]["lr"],
                      seconds=time.perf_counter() - t0, best=improved)
             _yield_cpu()
@@ -151,14 +191,17 @@ def fit(ctx: LoopContext) -> LoopOutcome:
 
 
 def _train_epoch(ctx, runner: StepRunner, train: Split, schedule: Schedule, shuffle, epoch, steps):
-    """One pass over the shuffled training split. Returns (mean loss, stopped by request)."""
-    bs = ctx.spec.batch_size
+    """One pass over this process's share of the shuffled training split.
+
+    Returns (mean loss over all processes, stopped by request)."""
+    shard = ctx.shard
+    bs = shard.batch(ctx.spec.batch_size)
     runner.model.train()
-    perm = torch.randperm(len(train), generator=shuffle).to(train.x.device)
-    meter = LossMeter(train.x.device, len(train), bs)   # per-step losses, read back at ticks
+    perm = shard.take(torch.randperm(len(train), generator=shuffle)).to(train.x.device)
+    meter = LossMeter(train.x.device, len(perm), bs)    # per-step losses, read back at ticks
     last_tick, t0 = time.monotonic(), time.perf_counter()
     for step in range(1, steps + 1):
-        if ctx.stop.is_set():
+        if shard.stop(ctx.stop.is_set()):
             return math.nan, True
         idx = perm[(step - 1) * bs: step * bs]
         meter.add(step, runner.step(idx), len(idx))
@@ -170,8 +213,8 @@ def _train_epoch(ctx, runner: StepRunner, train: Split, schedule: Schedule, shuf
         if tick:
             last_tick = now
             ctx.emit(Progress, epoch=epoch, step=step, steps=steps, loss=meter.mean(step),
-                     samples_per_s=meter.seen / max(time.perf_counter() - t0, 1e-9))
-    return meter.mean(steps), False
+                     samples_per_s=meter.seen * shard.world / max(time.perf_counter() - t0, 1e-9))
+    return shard.mean(meter.mean(steps)), False
 
 
 def _check_finite(meter: LossMeter, epoch: int, step: int) -> None:
