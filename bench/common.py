@@ -99,3 +99,15 @@ def have(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def report(out: dict, title: str, json_path: str | None) -> dict:
+    """Print a benchmark's table under its title and, when asked, save everything as JSON."""
+    import json
+    from pathlib import Path
+
+    print(title)
+    print(out["table"])
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=2))
+    return out

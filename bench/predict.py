@@ -11,7 +11,6 @@ microseconds per call and the ratio ai.predict / raw call (1.00 = no overhead).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import one_thread, private_home, table  # noqa: E402
+from bench.common import one_thread, private_home, report, table  # noqa: E402
 
 MODELS = {"lenet": ("lenet", {"image_size": 28}), "mlp": ("mlp", {})}
 TITLES = {"lenet": "LeNet-5, digits at 28x28", "mlp": "MLP 64-128-10, digits"}
@@ -97,11 +96,7 @@ def main(argv=None) -> dict:
     p.add_argument("--json")
     a = p.parse_args(argv)
     out = run(a.calls, a.rounds)
-    print("in-process prediction latency, median per call (1 torch thread)")
-    print(out["table"])
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
-    return out
+    return report(out, "in-process prediction latency, median per call (1 torch thread)", a.json)
 
 
 if __name__ == "__main__":

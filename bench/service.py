@@ -31,7 +31,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import have, table  # noqa: E402
+from bench.common import have, report, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-lenet"
@@ -222,11 +222,7 @@ def main(argv=None) -> dict:
     p.add_argument("--json")
     a = p.parse_args(argv)
     out = run(a.seconds, a.rounds)
-    print("prediction service under loopback load (one 28x28 image per request)")
-    print(out["table"])
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
-    return out
+    return report(out, "prediction service under loopback load (one 28x28 image per request)", a.json)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ shared machine cancels).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import have, interleave, median, one_thread, private_home, spread, table  # noqa: E402
+from bench.common import have, interleave, median, one_thread, private_home, report, spread, table  # noqa: E402
 
 BATCH = 64
 VAL_BATCH = 1024          # what the engine's evaluate_split uses
@@ -292,11 +291,7 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     only = set(a.only.split(",")) if a.only else None
     out = run(2 if a.quick else a.reps, tuple(a.workload or WORKLOADS), a.verbose, only)
-    print("training samples/s, ratio to the hand loop (median of interleaved rounds, 1 torch thread)")
-    print(out["table"])
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
-    return out
+    return report(out, "training samples/s, ratio to the hand loop (median of interleaved rounds, 1 torch thread)", a.json)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from ..events import Event, RunEnded, event_from_dict
 from ..results import TrainResult
 from ..specs import TrainSpec
 from .loop import LoopContext, Shard, fit, pick_device
-from .runs import EventLog, Job, LocalRun, _as_training_error
+from .runs import EventLog, Job, LocalRun
 from .store import atomic_write_json
 
 EVENTS, RESULT, STOP_FILE, LOG = "events.jsonl", "result.json", "stop", "launcher.log"
@@ -260,19 +260,10 @@ class _MainRun(LocalRun):
         path, base = job.run_dir / EVENTS, _next_seq(job.run_dir / EVENTS)
         self.log = EventLog(run_id, on_event=lambda e: _append(path, {**e.to_dict(), "seq": base + e.seq}))
 
-    def _main(self) -> None:
+    def _context(self) -> LoopContext:
         job = self.job
-        ctx = LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume,
-                          self.shard)
-        self.status = "running"
-        try:
-            self._result = self._finish(fit(ctx))
-        except BaseException as exc:  # noqa: BLE001 - every failure must end the run visibly
-            self._error = _as_training_error(exc)
-            self.status = "failed"
-            self.log.emit(RunEnded, status="failed", message=str(self._error))
-        finally:
-            self._done.set()
+        return LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume,
+                           self.shard)
 
 
 def _append(path: Path, doc: dict) -> None:

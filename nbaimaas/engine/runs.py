@@ -118,12 +118,14 @@ class LocalRun:
         return f"<Run {self.id} {self.status}>"
 
     # -- the thread -------------------------------------------------------------------------
-    def _main(self) -> None:
+    def _context(self) -> LoopContext:
         job = self.job
-        ctx = LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume)
+        return LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume)
+
+    def _main(self) -> None:
+        self.status = "running"
         try:
-            outcome = fit(ctx)
-            self._result = self._finish(outcome)
+            self._result = self._finish(fit(self._context()))
         except BaseException as exc:  # noqa: BLE001 - every failure must end the run visibly
             self._error = _as_training_error(exc)
             self.status = "failed"
