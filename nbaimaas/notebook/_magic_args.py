@@ -29,7 +29,7 @@ __all__ = [
 #: Flags that land in the DataSpec, and those that land in the TrainSpec itself.
 DATA_FLAGS = ("target", "limit", "image_size", "window", "horizon")
 TRAIN_FLAGS = ("optimizer", "lr", "epochs", "batch_size", "schedule", "early_stop", "monitor",
-               "seed", "name")
+               "seed", "name", "nproc")
 #: Flags (and top-level keys of a %%aimaas_tune cell) that set up the search, not the runs.
 TUNE_FLAGS = ("trials", "metric", "direction", "storage", "study")
 _RANGE_KEYS = {"low", "high", "log", "int", "step"}
@@ -143,6 +143,7 @@ def train_flags(func: Callable) -> Callable:
         argument("--monitor", help="metric for the best checkpoint (default val_loss)"),
         argument("--seed", type=int, help="random seed of the split and the initialisation"),
         argument("--name", help="register the best model under this name"),
+        argument("--nproc", type=int, help="train on N processes with torchrun + DDP (default 1)"),
     ])
 
 

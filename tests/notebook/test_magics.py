@@ -240,3 +240,9 @@ def test_eval_and_predict_pictures_for_regression_and_forecast(shell, fresh, cap
     assert np.asarray(pred.values).shape == (1, 3)
     shown = capsys.readouterr().out
     assert "<residuals>" in shown and shown.count("<forecast>") == 2
+
+
+def test_train_on_two_processes_from_the_magic(shell, fresh):
+    result = magic(shell, "aimaas_train --data digits --model mlp --limit 400 --epochs 2 --nproc 2 --name ddp")
+    assert result.status == "completed" and result.model == "ddp:1"
+    assert result.spec["nproc"] == 2
