@@ -24,6 +24,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a Host header to accept besides loopback names (repeatable; '*' for any)")
     p.add_argument("--max-body", type=float, default=64, metavar="MB", help="request body limit in MB")
+    p.add_argument("--rate-limit", type=float, default=None, metavar="N",
+                   help="requests a second allowed per token (429 beyond; default: no limit)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -33,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"nbaimaas serve: error: binding {args.host} exposes the service beyond this machine; "
               "pass --allow-remote to do it on purpose", file=sys.stderr)
         return 2
-    run_server(args.store, args.host, args.port, set(args.allowed_host), int(args.max_body * 2**20))
+    run_server(args.store, args.host, args.port, set(args.allowed_host), int(args.max_body * 2**20),
+               args.rate_limit)
     return 0
 
 

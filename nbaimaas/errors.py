@@ -13,6 +13,7 @@
     │   └── OutOfMemoryError      the device ran out of memory (hint: smaller batch)
     └── ServiceError              talking to a model service failed
         ├── ServiceUnavailable    cannot reach the service, or it is overloaded (503)
+        ├── RateLimited           this token sent more requests a second than the service allows (429)
         └── AuthError             missing or wrong token
 
 Everything here is plain Python: no torch, no IPython, so every layer can import it.
@@ -37,6 +38,7 @@ __all__ = [
     "OutOfMemoryError",
     "ServiceError",
     "ServiceUnavailable",
+    "RateLimited",
     "AuthError",
     "unknown_name",
 ]
@@ -110,6 +112,10 @@ class ServiceUnavailable(ServiceError):
     code = "unavailable"
 
 
+class RateLimited(ServiceError):
+    code = "rate_limited"
+
+
 class AuthError(ServiceError):
     code = "unauthorized"
 
@@ -127,6 +133,6 @@ ERRORS_BY_CODE = {
     for cls in (
         NbaimaasError, UserError, SpecError, UnknownNameError, DataError, IncompatibleError,
         NotFoundError, ConflictError, TrainingError, NonFiniteLossError, OutOfMemoryError,
-        ServiceError, ServiceUnavailable, AuthError,
+        ServiceError, ServiceUnavailable, RateLimited, AuthError,
     )
 }

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ..errors import (
     AuthError, ConflictError, DataError, IncompatibleError, NbaimaasError, NotFoundError,
-    ServiceError, ServiceUnavailable, SpecError, TrainingError, UnknownNameError, UserError,
+    RateLimited, ServiceError, ServiceUnavailable, SpecError, TrainingError, UnknownNameError, UserError,
 )
 from .wire import dumps
 
@@ -26,7 +26,7 @@ log = logging.getLogger("nbaimaas.service")
 
 # First match wins, so subclasses come before their bases.
 _STATUS: tuple[tuple[type, int], ...] = (
-    (AuthError, 401), (ServiceUnavailable, 503), (ServiceError, 502),
+    (AuthError, 401), (ServiceUnavailable, 503), (RateLimited, 429), (ServiceError, 502),
     (NotFoundError, 404), (ConflictError, 409),
     (SpecError, 422), (UnknownNameError, 422), (DataError, 422), (IncompatibleError, 422),
     (UserError, 400), (TrainingError, 422),
@@ -56,7 +56,7 @@ def status_for(err: NbaimaasError) -> int:
 def error_response(err: NbaimaasError, status: int | None = None) -> JSONResponse:
     status = status or status_for(err)
     headers = {}
-    if status == 503:
+    if status in (429, 503):
         headers["Retry-After"] = str(getattr(err, "retry_after", RETRY_AFTER_S))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

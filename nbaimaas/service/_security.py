@@ -1,9 +1,10 @@
-"""Secure by default: bearer tokens, a Host allowlist and a body size limit.
+"""Secure by default: bearer tokens, a Host allowlist, an optional rate limit and a body size limit.
 
-Three small ASGI middlewares, outermost first: HostAllowlist (DNS rebinding: a page on
+Small ASGI middlewares, outermost first: HostAllowlist (DNS rebinding: a page on
 evil.example resolving to 127.0.0.1 still sends ``Host: evil.example``), BearerAuth (every
-route but health and the API description), BodyLimit (413 from Content-Length before reading,
-and by counting while streaming). Each answers on its own without reading the request body.
+route but health and the API description), RateLimit (off unless asked for: 429 with
+Retry-After per token), BodyLimit (413 from Content-Length before reading, and by counting
+while streaming). Each answers on its own without reading the request body.
 
 Tokens: ``<store>/token`` (admin: everything) and ``<store>/token.predict`` (read-only: GET
 routes and predict), created on first start with mode 0600. Only the Authorization header is
@@ -13,18 +14,20 @@ read (never a query string, which ends up in logs), compared in constant time, n
 from __future__ import annotations
 
 import hmac
+import math
 import os
+import time
 import re
 import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AuthError, NbaimaasError, UserError
+from ..errors import AuthError, NbaimaasError, RateLimited, UserError
 from ._errors import error_body, status_for
 from .wire import ForbiddenError, PayloadTooLargeError
 
-__all__ = ["Tokens", "load_tokens", "HostAllowlist", "BearerAuth", "BodyLimit",
+__all__ = ["Tokens", "load_tokens", "HostAllowlist", "BearerAuth", "RateLimit", "BodyLimit",
            "LOOPBACK_HOSTS", "PUBLIC_PATHS"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
@@ -79,6 +82,8 @@ async def _reply(send, err: NbaimaasError, status: int | None = None) -> None:
     headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if hasattr(err, "retry_after"):
+        headers.append((b"retry-after", str(err.retry_after).encode()))
     body = error_body(err)
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -137,6 +142,40 @@ class BearerAuth:
             return ForbiddenError("the predict token may only predict and read",
                                   "use the admin token (the store's 'token' file)")
         return None
+
+
+class RateLimit:
+    """A token bucket per bearer token: ``rate`` requests a second, bursts of ``2 x rate``.
+
+    Runs after BearerAuth, so only valid tokens have buckets and the table stays tiny. The
+    event loop is single-threaded, so the buckets need no lock.
+    """
+
+    def __init__(self, app, rate: float | None):
+        self.app, self.rate = app, rate
+        self.burst = max(1.0, 2 * rate) if rate else 0.0
+        self._buckets: dict[str, tuple[float, float]] = {}   # token -> (tokens left, last refill)
+
+    async def __call__(self, scope, receive, send):
+        if self.rate and scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            wait = self._take(_header(scope, b"authorization") or "")
+            if wait:
+                err = RateLimited(f"more than {self.rate:g} requests a second with this token",
+                                  f"retry after {wait} s")
+                err.retry_after = wait
+                return await _reply(send, err)
+        await self.app(scope, receive, send)
+
+    def _take(self, key: str) -> int:
+        """0 when a request may go now, else the whole seconds until one may."""
+        now = time.monotonic()
+        left, last = self._buckets.get(key, (self.burst, now))
+        left = min(self.burst, left + (now - last) * self.rate)
+        if left >= 1.0:
+            self._buckets[key] = (left - 1.0, now)
+            return 0
+        self._buckets[key] = (left, now)
+        return max(1, math.ceil((1.0 - left) / self.rate))
 
 
 class _TooLarge(PayloadTooLargeError):

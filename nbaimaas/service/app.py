@@ -16,7 +16,7 @@ from ._context import ServiceContext
 from ._errors import JSONResponse, install_error_handlers
 from ._jobs import JobStore
 from ._predicting import predict_batch
-from ._security import LOOPBACK_HOSTS, BearerAuth, BodyLimit, HostAllowlist, Tokens, load_tokens
+from ._security import LOOPBACK_HOSTS, BearerAuth, BodyLimit, HostAllowlist, RateLimit, Tokens, load_tokens
 from .batcher import Batchers
 from .routes import ROUTERS
 from .routes.predict import PredictFastPath
@@ -36,13 +36,14 @@ the admin token is in the store's `token` file, a read-only token (GET routes an
 def create_app(store_dir: str | os.PathLike | None = None, *, tokens: Tokens | dict | None = None,
                max_body: int = DEFAULT_MAX_BODY, allowed_hosts: set[str] | None = None,
                max_batch: int = 64, max_wait: float = 0.002, max_queue: int = 256,
-               python: str | None = None) -> FastAPI:
+               python: str | None = None, rate_limit: float | None = None) -> FastAPI:
     """A service over the store at ``store_dir`` (default: the usual nbaimaas home).
 
     ``tokens``: ``Tokens(admin, predict)`` or ``{"admin": ..., "predict": ...}``; default: the
     store's token files, created (0600) on first start. ``allowed_hosts``: Host header values
     accepted besides the loopback names (``{"*"}`` accepts any). ``python``: the interpreter
-    that runs job workers (default: this one).
+    that runs job workers (default: this one). ``rate_limit``: requests a second allowed per
+    token (bursts of twice that), answered 429 with Retry-After beyond; default: no limit.
     """
     from ..backends.local import LocalBackend
     from ..engine.store import home
@@ -62,10 +63,11 @@ def create_app(store_dir: str | os.PathLike | None = None, *, tokens: Tokens | d
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    # add_middleware wraps: the last added runs first. Order of checks: Host, token, body size;
+    # add_middleware wraps: the last added runs first. Order of checks: Host, token, rate, body size;
     # then predict requests take the short way past the framework (same checks, same answers).
     app.add_middleware(PredictFastPath, ctx=app.state.ctx)
     app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(RateLimit, rate=rate_limit)
     app.add_middleware(BearerAuth, tokens=tokens)
     app.add_middleware(HostAllowlist, hosts=_hosts(allowed_hosts))
     app.router.on_shutdown.append(batchers.close)

@@ -39,7 +39,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def run_server(store: str | os.PathLike | None, host: str = "127.0.0.1", port: int = 8765,
-               allowed_hosts: set[str] | None = None, max_body: int | None = None) -> None:
+               allowed_hosts: set[str] | None = None, max_body: int | None = None,
+               rate_limit: float | None = None) -> None:
     """Bind first (so port 0 gets a real port), say where on stdout, then serve until stopped."""
     import uvicorn
 
@@ -48,7 +49,7 @@ def run_server(store: str | os.PathLike | None, host: str = "127.0.0.1", port: i
     _torch_threads()
 
     app = create_app(store, allowed_hosts=(allowed_hosts or set()) | {host},
-                     max_body=max_body or DEFAULT_MAX_BODY)
+                     max_body=max_body or DEFAULT_MAX_BODY, rate_limit=rate_limit)
     sock = _bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}"

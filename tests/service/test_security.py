@@ -212,3 +212,30 @@ def test_live_server_binds_loopback_and_a_raw_huge_body_gets_413(live_server):
                    f"Content-Type: {NPY_TYPE}\r\nContent-Length: {200 * 2**20}\r\n\r\n").encode() + b"\0" * 4096)
         reply = s.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
+
+
+def test_rate_limit_answers_429_with_retry_after_per_token(store):
+    from nbaimaas.backends.client import ServiceClient
+    from nbaimaas.errors import RateLimited
+
+    from .conftest import BASE
+
+    client, app = make_client(store, rate_limit=2)          # 2 a second, bursts of 4
+    with client:
+        admin = {"Authorization": f"Bearer {(store / 'token').read_text().strip()}"}
+        codes = [client.get("/v1/models", headers=admin).status_code for _ in range(10)]
+        assert codes[:4] == [200] * 4 and 429 in codes[4:]
+        limited = client.get("/v1/models", headers=admin)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["code"] == "rate_limited"
+        assert client.get("/v1/health").status_code == 200          # health is never limited
+        predict = {"Authorization": f"Bearer {(store / 'token.predict').read_text().strip()}"}
+        assert client.get("/v1/models", headers=predict).status_code == 200   # its own bucket
+        with pytest.raises(RateLimited, match="requests a second"):
+            ServiceClient(BASE, home=store, client=client).models()
+    app.state.ctx.jobs.close()
+
+
+def test_no_rate_limit_by_default(admin, app_client):
+    client, _ = app_client
+    assert all(client.get("/v1/models", headers=admin).status_code == 200 for _ in range(30))
