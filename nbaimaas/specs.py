@@ -20,7 +20,8 @@ from .errors import SpecError, UserError, unknown_name
 
 __all__ = [
     "DataSpec", "ModelSpec", "InitSpec", "TrainSpec", "TuneSpec", "PredictRequest", "apply_params",
-    "TUNE_METRICS", "OPTIMIZERS", "SCHEDULES", "LOSSES", "INIT_SCHEMES", "SCALERS", "NAN_POLICIES",
+    "TUNE_METRICS", "LOWER_IS_BETTER", "lower_is_better",
+    "OPTIMIZERS", "SCHEDULES", "LOSSES", "INIT_SCHEMES", "SCALERS", "NAN_POLICIES",
 ]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -224,6 +225,15 @@ class TrainSpec(_Spec):
 
 
 #: Metrics a run reports each epoch (``val_*`` ones need a validation split).
+#: Metric name endings that are minimised (``val_loss``, ``test_rmse`` ...); every other metric
+#: is maximised. One rule for best checkpoints, the registry's @best and tuning directions.
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "mape", "error")
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.lower().endswith(LOWER_IS_BETTER)
+
+
 TUNE_METRICS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "val_mae", "val_rmse", "val_r2")
 _RANGE_KEYS = ("low", "high", "log", "int", "step")
 # Roots of nested paths, the registry name, the monitor (a trial monitors the tuned metric), and
@@ -356,8 +366,8 @@ class TuneSpec(_Spec):
         _positive("trials", self.trials, integer=True)
         _choice("tuning metric", self.metric, TUNE_METRICS)
         if self.direction is None:   # frozen: settle the default once, so the JSON says it
-            lower = self.metric.endswith(("loss", "mae", "rmse"))
-            object.__setattr__(self, "direction", "minimize" if lower else "maximize")
+            direction = "minimize" if lower_is_better(self.metric) else "maximize"
+            object.__setattr__(self, "direction", direction)
         _choice("direction", self.direction, ("minimize", "maximize"))
         if self.base.nproc != 1:
             raise SpecError("tuning trains each trial in the tuning process: use nproc=1 in the base, "

@@ -26,10 +26,10 @@ from torch import nn
 
 from ..errors import NonFiniteLossError, SpecError
 from ..events import EpochEnded, Progress, RunStarted
-from ..specs import TrainSpec
+from ..specs import TrainSpec, lower_is_better
 from .checkpoint import BEST, LAST, cpu_state, load_checkpoint
 from .fast import CheckpointWriter, LossMeter, StepRunner
-from .metrics import MetricAccumulator, lower_is_better, make_loss
+from .metrics import MetricAccumulator, make_loss
 from .optim import Schedule, make_optimizer, make_schedule
 from .types import Prepared, Split
 

@@ -13,17 +13,6 @@ from torch import nn
 
 from ..errors import IncompatibleError
 
-#: Metrics where a lower value is better; every other metric is higher-better.
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "mse")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith(LOWER_IS_BETTER)
-
-
-def default_monitor(task: str) -> str:
-    return "val_loss"
-
 
 def make_loss(task: str, name: str | None) -> nn.Module:
     """The loss the task calls for, or the one named in the spec."""

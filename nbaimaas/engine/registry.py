@@ -44,12 +44,13 @@ import torch
 from ..errors import ConflictError, NbaimaasError, NotFoundError, UserError
 from ..names import NAME_PATTERN, check_model_name, parse_ref
 from ..results import Listing, ModelVersion
+from ..specs import lower_is_better
 from .store import (
     atomic_write_text, clean_stale, fsync_dir, home, inside, load_tensors, read_json,
     remove_tree, save_tensors, to_json,
 )
 
-__all__ = ["Registry", "LoadedModel", "lower_is_better"]
+__all__ = ["Registry", "LoadedModel"]
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0             # writers queue behind each other; a register takes milliseconds
@@ -57,7 +58,6 @@ STALE_TEMP_S = 3600.0             # an unfinished write older than this is a cra
 LATEST = "latest"
 BEST = "best"
 _ALIAS = re.compile(NAME_PATTERN)
-_LOWER_BETTER = ("loss", "mae", "mse", "rmse", "mape", "error")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS models (
@@ -72,10 +72,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL)",
 )
 
-
-def lower_is_better(metric: str) -> bool:
-    """``val_loss``, ``val_mae``, ``test_rmse`` ... are minimised; everything else maximised."""
-    return metric.lower().endswith(_LOWER_BETTER)
 
 
 @dataclass

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from nbaimaas.engine import registry as registry_module
-from nbaimaas.engine.registry import Registry, lower_is_better
+from nbaimaas.engine.registry import Registry
+from nbaimaas.specs import lower_is_better
 from nbaimaas.errors import ConflictError, NotFoundError, UserError
 
 SPEC = {"model": {"arch": "mlp", "hidden": [8]}, "lr": 0.01}
