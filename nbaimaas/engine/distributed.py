@@ -52,7 +52,7 @@ from ..results import TrainResult
 from ..specs import TrainSpec
 from .loop import LoopContext, Shard, fit, pick_device
 from .runs import EventLog, Job, LocalRun
-from .store import atomic_write_json
+from .store import append_event, atomic_write_json, next_seq
 
 EVENTS, RESULT, STOP_FILE, LOG = "events.jsonl", "result.json", "stop", "launcher.log"
 POLL_S = 0.05
@@ -74,7 +74,7 @@ def launch(spec: TrainSpec, run_dir: Path, store: Path, run_id: str, resume: boo
     atomic_write_json(run_dir / "spec.json", spec.to_dict())
     for stale in (STOP_FILE, RESULT):
         (run_dir / stale).unlink(missing_ok=True)
-    first_seq = _next_seq(run_dir / EVENTS)
+    first_seq = next_seq(run_dir / EVENTS)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(spec.nproc),
            "-m", "nbaimaas.engine.distributed", "--spec", str(run_dir / "spec.json"),
            "--run-dir", str(run_dir), "--store", str(store), "--watch-pid", str(os.getpid())]
@@ -182,14 +182,6 @@ class DistributedRun:
         return f"distributed training ended without a result (exit code {self._proc.returncode}): {last}"
 
 
-def _next_seq(path: Path) -> int:
-    try:
-        lines = path.read_bytes().split(b"\n")[:-1]
-    except FileNotFoundError:
-        return 0
-    return json.loads(lines[-1])["seq"] + 1 if lines else 0
-
-
 def _worker_env() -> dict:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])      # the workers import this very package
@@ -257,18 +249,13 @@ class _MainRun(LocalRun):
     def __init__(self, job: Job, run_id: str, shard: DistShard, stop: threading.Event):
         super().__init__(job, run_id)
         self.shard, self._stop = shard, stop
-        path, base = job.run_dir / EVENTS, _next_seq(job.run_dir / EVENTS)
-        self.log = EventLog(run_id, on_event=lambda e: _append(path, {**e.to_dict(), "seq": base + e.seq}))
+        path, base = job.run_dir / EVENTS, next_seq(job.run_dir / EVENTS)
+        self.log = EventLog(run_id, on_event=lambda e: append_event(path, {**e.to_dict(), "seq": base + e.seq}))
 
     def _context(self) -> LoopContext:
         job = self.job
         return LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume,
                            self.shard)
-
-
-def _append(path: Path, doc: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
 def build(spec: TrainSpec):
@@ -342,7 +329,7 @@ def _main_rank(spec, run_dir: Path, store: Path, shard: DistShard, stop, resume:
     try:
         data, model = build(spec)
     except BaseException as exc:  # noqa: BLE001 - the caller must learn why, not a dead launcher
-        _append(run_dir / EVENTS, RunEnded(run_id=run_dir.name, seq=_next_seq(run_dir / EVENTS),
+        append_event(run_dir / EVENTS, RunEnded(run_id=run_dir.name, seq=next_seq(run_dir / EVENTS),
                                            status="failed", message=str(exc)).to_dict())
         atomic_write_json(run_dir / RESULT, {"error": _error_dict(exc)})
         raise

@@ -32,7 +32,7 @@ from ..paths import store_path
 __all__ = [
     "home", "inside", "fsync_dir", "atomic_write_bytes", "atomic_write_text",
     "atomic_write_json", "to_json", "read_json", "save_tensors", "load_tensors",
-    "remove_tree", "clean_stale",
+    "remove_tree", "clean_stale", "append_event", "read_events", "next_seq",
 ]
 
 
@@ -198,3 +198,30 @@ def _unlink_quietly(path: str | os.PathLike) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+# -- append-only event logs (one JSON event a line: service jobs, distributed runs) ------------
+
+def append_event(path: Path, event: dict) -> None:
+    """Append one event as a line; a single write, so readers see whole lines or none."""
+    line = json.dumps(event, separators=(",", ":"))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+
+
+def read_events(path: Path, after: int = -1) -> list[dict]:
+    """Events numbered above ``after``; complete lines only: a reader may catch the writer mid-line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    events = (json.loads(line) for line in data.split(b"\n")[:-1])
+    return [e for e in events if e["seq"] > after]
+
+
+def next_seq(path: Path) -> int:
+    """The number the next event appended to ``path`` takes (a resumed run continues the log)."""
+    events = read_events(path)
+    return events[-1]["seq"] + 1 if events else 0

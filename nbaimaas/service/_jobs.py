@@ -15,7 +15,6 @@ server or the machine died): it becomes "interrupted" and can be resumed from it
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -26,9 +25,9 @@ import time
 from pathlib import Path
 
 from ..errors import ConflictError, NotFoundError, UserError, ERRORS_BY_CODE, NbaimaasError
-from ..engine.store import atomic_write_json, inside, read_json
+from ..engine.store import append_event, atomic_write_json, inside, read_events, read_json
 
-__all__ = ["JobStore", "JOB_ID", "TERMINAL", "new_job_id", "lock_held", "append_event"]
+__all__ = ["JobStore", "JOB_ID", "TERMINAL", "new_job_id", "lock_held"]
 
 JOB_ID = re.compile(r"run-\d{8}-\d{6}-[0-9a-f]{6}")
 ACTIVE = ("pending", "running")
@@ -61,28 +60,6 @@ def lock_held(path: Path) -> bool:
     finally:
         os.close(fd)   # closing releases a lock we might just have taken
     return False
-
-
-def append_event(path: Path, event: dict) -> None:
-    line = json.dumps(event, separators=(",", ":"))
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-
-
-def read_events(path: Path, after: int = -1) -> list[dict]:
-    """Complete lines only: a reader may catch the writer mid-line."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in data.split(b"\n")[:-1]:
-        event = json.loads(line)
-        if event["seq"] > after:
-            out.append(event)
-    return out
 
 
 class JobStore:

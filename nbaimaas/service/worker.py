@@ -110,10 +110,9 @@ def _start(store: Path, folder: Path, job_id: str, resume: bool):
 
 def _pump(run, path: Path) -> None:
     """Copy events to the log until the run ends; on resume, numbering continues the log."""
-    from ._jobs import append_event, read_events
+    from ..engine.store import append_event, next_seq
 
-    existing = read_events(path)
-    base = existing[-1]["seq"] + 1 if existing else 0
+    base = next_seq(path)
     seen, stopping = -1, False
     while True:
         if STOP.is_set() and not stopping:

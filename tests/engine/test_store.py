@@ -96,3 +96,17 @@ def test_inside_refuses_symlinks_out(tmp_path):
         store.inside(root, "link", "x")
     assert store.inside(root, "models", "a", "1") == (root / "models" / "a" / "1").resolve()
     assert store.inside(root) == root.resolve()
+
+
+def test_event_log_reads_whole_lines_and_continues_numbering(tmp_path):
+    from nbaimaas.engine.store import append_event, next_seq, read_events
+
+    log = tmp_path / "events.jsonl"
+    assert read_events(log) == [] and next_seq(log) == 0
+    for seq in range(3):
+        append_event(log, {"kind": "Progress", "seq": seq})
+    with open(log, "a") as f:
+        f.write('{"kind": "Progr')                 # a writer caught mid-line
+    assert [e["seq"] for e in read_events(log)] == [0, 1, 2]
+    assert [e["seq"] for e in read_events(log, after=1)] == [2]
+    assert next_seq(log) == 3

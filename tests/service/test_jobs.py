@@ -123,8 +123,8 @@ def _worker_alive(store, job_id) -> bool:
 
 def test_a_worker_that_dies_after_its_run_ended_keeps_the_run_status(tmp_path):
     """The run wrote RunEnded, then its worker died before the final status: not 'interrupted'."""
-    from nbaimaas.engine.store import atomic_write_json
-    from nbaimaas.service._jobs import JobStore, append_event, read_events
+    from nbaimaas.engine.store import append_event, atomic_write_json, read_events
+    from nbaimaas.service._jobs import JobStore
 
     jobs = JobStore(tmp_path)
     job_id = "run-20260101-120000-abcdef"

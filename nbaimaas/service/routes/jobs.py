@@ -14,7 +14,8 @@ from fastapi.responses import StreamingResponse
 
 from ...specs import TrainSpec
 from .._context import ServiceContext, get_ctx, json_body
-from .._jobs import TERMINAL, read_events
+from ...engine.store import read_events
+from .._jobs import TERMINAL
 from ..wire import NDJSON_TYPE, dumps
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
