@@ -2,13 +2,17 @@
 
 One ``MicroBatcher`` per exact model version (``name:3``), so registering a new version never
 touches requests queued for the old one. It never waits on a clock for company. Its task takes
-whatever is queued (up to ``max_batch``) and runs it on the app's one inference thread; the
-requests that arrive during that forward pass form the next batch. It waits (at most
-``max_wait``) only while requests are known to be on their way: announced by ``expect()`` (the
-route does, while it reads the body) and not yet submitted. So at low load a request runs at
-once, and a lone small request of a model whose lone passes have been fast (under
-``inline_s``) runs on the event loop itself, after one turn of the loop to let requests already
-received join it: two thread hand-offs would cost more than the forward pass.
+whatever is queued (up to ``max_batch``) and runs it; the requests that arrive during that
+forward pass form the next batch. It waits (at most ``max_wait``) only while requests are known
+to be on their way: announced by ``expect()`` (the route does, while it reads the body) and not
+yet submitted. So at low load a request runs at once.
+
+Where a batch runs depends on what passes of its size have cost on this model. A pass that has
+been fast (under ``inline_s``, measured per power-of-two bucket of rows) runs on the event loop
+itself, after one turn of the loop to let requests already received join it: on a small model
+two thread hand-offs, and the GIL ping-pong between the loop and an inference thread, cost more
+than the pass (measured: 2.3k against 3.1k requests/s on LeNet). A slow or never-measured size
+runs on the app's one inference thread, so the loop keeps answering meanwhile.
 
 The queue is bounded: when full, the request is refused at once with ServiceUnavailable
 (503 + Retry-After) instead of waiting without end.
@@ -31,21 +35,20 @@ __all__ = ["MicroBatcher", "Batchers"]
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[list], list], *, name: str = "", max_batch: int = 64,
                  max_wait: float = 0.002, max_queue: int = 256, retry_after: int = 1,
-                 inline_s: float = 0.002, inline_rows: int = 16, executor: Callable[[], ThreadPoolExecutor] | None = None):
+                 inline_s: float = 0.002, executor: Callable[[], ThreadPoolExecutor] | None = None):
         self.run_batch = run_batch          # items -> one result or exception per item
         self.name = name
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.retry_after = retry_after
-        self.inline_s = inline_s            # run a lone small request on the loop if faster than this
-        self.inline_rows = inline_rows      # ... and only if it holds at most this many rows
+        self.inline_s = inline_s            # run a batch on the loop if passes of its size take less
         self._executor = executor           # the app's inference thread (None: asyncio's pool)
         self._queue: asyncio.Queue = asyncio.Queue(max_queue)
         self._task: asyncio.Task | None = None
         self._arrived: asyncio.Event | None = None
         self.loop = asyncio.get_running_loop()
         self.expected = 0                   # requests announced by expect(), not yet submitted
-        self.cost_s: float | None = None    # recent seconds per forward pass (moving average)
+        self.cost_s: dict[int, float] = {}  # rows bucket -> recent seconds per pass (moving average)
         # Counters of what the batcher did and decided (for tests and /stats).
         self.batches = 0                    # forward passes run
         self.served = 0                     # requests answered by them
@@ -87,19 +90,20 @@ class MicroBatcher:
     def idle(self) -> bool:
         return self._queue.empty() and (self._task is None or self._task.done())
 
-    def _lone(self, batch: list) -> bool:
-        """One small request, nobody announced, and this model's lone passes have been fast."""
-        return (len(batch) == 1 and self.expected == 0 and self.cost_s is not None
-                and self.cost_s < self.inline_s
-                and getattr(batch[0][0], "rows", 1) <= self.inline_rows)
+    def _fast(self, batch: list) -> bool:
+        """Nobody announced, and passes of this many rows have been fast on this model."""
+        if self.expected:
+            return False
+        cost = self.cost_s.get(_bucket([item for item, _ in batch]))
+        return cost is not None and cost < self.inline_s
 
     def _timed(self, items: list) -> list:
         t = time.perf_counter()
         results = self.run_batch(items)
         took = time.perf_counter() - t
-        if len(items) == 1 and getattr(items[0], "rows", 1) <= self.inline_rows:
-            # the inline decision is about lone small requests
-            self.cost_s = took if self.cost_s is None else 0.8 * self.cost_s + 0.2 * took
+        key = _bucket(items)
+        last = self.cost_s.get(key)
+        self.cost_s[key] = took if last is None else 0.8 * last + 0.2 * took
         return results
 
     def _count(self, n: int) -> None:
@@ -114,12 +118,12 @@ class MicroBatcher:
             batch = [self._queue.get_nowait()]
             await self._grow(batch)
             inline = False
-            if self._lone(batch):
-                # Alone so far. One turn of the loop lets requests already received reach the
-                # queue; if none did, run here: two thread hand-offs cost more than the pass.
+            if self._fast(batch):
+                # One turn of the loop lets requests already received reach the queue; then
+                # decide again, since the batch may have grown into a size not known to be fast.
                 await asyncio.sleep(0)
                 await self._grow(batch)
-                inline = self._lone(batch)
+                inline = self._fast(batch)
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:
                 continue
@@ -165,6 +169,12 @@ class MicroBatcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+def _bucket(items: list) -> int:
+    """Passes are timed per power-of-two bucket of rows: 1, 2-3, 4-7, ... (an item without
+    ``rows`` counts one)."""
+    return sum(getattr(item, "rows", 1) for item in items).bit_length()
 
 
 class _Slot:

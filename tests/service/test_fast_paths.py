@@ -120,6 +120,29 @@ def test_one_request_at_a_time_never_waits():
     assert batcher.inline == 7
 
 
+@pytest.mark.parametrize("inline_s, on_loop", [(1.0, True), (0.0, False)])
+def test_batches_of_a_size_known_to_be_fast_run_on_the_loop(inline_s, on_loop):
+    threads: list[int] = []
+
+    def run(items):
+        threads.append(threading.get_ident())
+        return [item * 10 for item in items]
+
+    async def main():
+        batcher = MicroBatcher(run, max_wait=0.0, inline_s=inline_s)
+        answers = [await asyncio.gather(*(batcher.submit(i) for i in range(5))) for _ in range(2)]
+        return batcher, answers, threading.get_ident()
+
+    batcher, answers, loop_thread = asyncio.run(main())
+    assert answers == [[i * 10 for i in range(5)]] * 2
+    assert batcher.batches == 2 and batcher.largest == 5
+    assert set(batcher.cost_s) == {(5).bit_length()}     # timed per bucket of rows
+    # the first batch of 5 is timed on the inference thread; the second runs on the loop only
+    # when that pass took less than inline_s
+    assert threads[0] != loop_thread
+    assert (threads[1] == loop_thread) is on_loop and batcher.inline == int(on_loop)
+
+
 def test_waits_only_for_announced_requests():
     run = _Recorder()
 
@@ -170,7 +193,7 @@ def test_requests_arriving_during_a_pass_form_the_next_batch():
     batcher, results = asyncio.run(main())
     assert results == [i * 10 for i in range(10)]
     assert run.sizes == [1, 9] and batcher.batches == 2 and batcher.largest == 9
-    assert batcher.inline == 0                  # never on the loop while others were queued
+    assert batcher.inline == 0                  # sizes never timed yet run on the thread
 
 
 # -- the service ---------------------------------------------------------------------------------
