@@ -1,10 +1,11 @@
 """Secure by default: bearer tokens, a Host allowlist, an optional rate limit and a body size limit.
 
-Small ASGI middlewares, outermost first: HostAllowlist (DNS rebinding: a page on
-evil.example resolving to 127.0.0.1 still sends ``Host: evil.example``), BearerAuth (every
-route but health and the API description), RateLimit (off unless asked for: 429 with
-Retry-After per token), BodyLimit (413 from Content-Length before reading, and by counting
-while streaming). Each answers on its own without reading the request body.
+``Guard`` holds the checks made before anything reads a request's body, in order: the Host
+allowlist (DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends
+``Host: evil.example``), the bearer token (every route but health and the API description),
+the rate limit (off unless asked for: 429 with Retry-After per token). ``GuardMiddleware``
+applies it in front of the framework, and the predict fast door applies the same Guard itself.
+``BodyLimit`` answers 413 from Content-Length before reading, and by counting while streaming.
 
 Tokens: ``<store>/token`` (admin: everything) and ``<store>/token.predict`` (read-only: GET
 routes and predict), created on first start with mode 0600. Only the Authorization header is
@@ -27,8 +28,8 @@ from ..errors import AuthError, NbaimaasError, RateLimited, UserError
 from ._errors import error_body, status_for
 from .wire import ForbiddenError, PayloadTooLargeError
 
-__all__ = ["Tokens", "load_tokens", "HostAllowlist", "BearerAuth", "RateLimit", "BodyLimit",
-           "LOOPBACK_HOSTS", "PUBLIC_PATHS"]
+__all__ = ["Tokens", "load_tokens", "Guard", "GuardMiddleware", "BodyLimit", "too_large", "body_error",
+           "reply", "header", "LOOPBACK_HOSTS", "PUBLIC_PATHS"]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 PUBLIC_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
@@ -77,8 +78,9 @@ def _read_or_create(path: Path) -> str:
     return token
 
 
-async def _reply(send, err: NbaimaasError, status: int | None = None) -> None:
-    status = status or status_for(err)
+async def reply(send, err: NbaimaasError) -> None:
+    """Answer an error straight to the ASGI send (no framework), and close the connection."""
+    status = status_for(err)
     headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
@@ -90,47 +92,46 @@ async def _reply(send, err: NbaimaasError, status: int | None = None) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope, name: bytes) -> str | None:
+def header(scope, name: bytes) -> str | None:
+    """One request header from an ASGI scope, or None."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")
     return None
 
 
-class HostAllowlist:
-    def __init__(self, app, hosts: frozenset[str]):
-        self.app = app
+class Guard:
+    """The checks every request passes before anything reads its body, in order: the Host
+    allowlist, the bearer token, the rate limit. One function, ``refusal(scope)``, shared by
+    the middleware in front of the framework and by the predict fast door, so both doors give
+    the same answers.
+    """
+
+    def __init__(self, hosts: frozenset[str], tokens: Tokens, rate: float | None = None):
         self.hosts = frozenset(h.lower() for h in hosts)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and "*" not in self.hosts:
-            host = _strip_port((_header(scope, b"host") or "").lower())
-            if host not in self.hosts:
-                err = UserError("this Host is not allowed", "connect with http://127.0.0.1:PORT")
-                return await _reply(send, err, 400)
-        await self.app(scope, receive, send)
-
-
-def _strip_port(host: str) -> str:
-    if host.startswith("["):                      # [::1]:8765
-        return host[:host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-class BearerAuth:
-    def __init__(self, app, tokens: Tokens):
-        self.app = app
         self.tokens = tokens
+        self.rate = rate
+        self.burst = max(1.0, 2 * rate) if rate else 0.0
+        self._buckets: dict[str, tuple[float, float]] = {}   # token -> (tokens left, last refill)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
-            err = self._check(scope)
-            if err is not None:
-                return await _reply(send, err)
-        await self.app(scope, receive, send)
+    def refusal(self, scope) -> NbaimaasError | None:
+        """Why this request may not go on, or None. Spends one rate token when it may."""
+        if "*" not in self.hosts and _strip_port((header(scope, b"host") or "").lower()) not in self.hosts:
+            return UserError("this Host is not allowed", "connect with http://127.0.0.1:PORT")
+        if scope["path"] in PUBLIC_PATHS:
+            return None
+        authorization = header(scope, b"authorization") or ""
+        err = self._token(scope, authorization)
+        if err is None and self.rate:
+            wait = self._take(authorization)
+            if wait:
+                err = RateLimited(f"more than {self.rate:g} requests a second with this token",
+                                  f"retry after {wait} s")
+                err.retry_after = wait
+        return err
 
-    def _check(self, scope) -> NbaimaasError | None:
-        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
+    def _token(self, scope, authorization: str) -> NbaimaasError | None:
+        scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return AuthError("this service needs a token",
                              "pass token= to ai.connect, set NBAIMAAS_TOKEN, or share the store")
@@ -143,31 +144,10 @@ class BearerAuth:
                                   "use the admin token (the store's 'token' file)")
         return None
 
-
-class RateLimit:
-    """A token bucket per bearer token: ``rate`` requests a second, bursts of ``2 x rate``.
-
-    Runs after BearerAuth, so only valid tokens have buckets and the table stays tiny. The
-    event loop is single-threaded, so the buckets need no lock.
-    """
-
-    def __init__(self, app, rate: float | None):
-        self.app, self.rate = app, rate
-        self.burst = max(1.0, 2 * rate) if rate else 0.0
-        self._buckets: dict[str, tuple[float, float]] = {}   # token -> (tokens left, last refill)
-
-    async def __call__(self, scope, receive, send):
-        if self.rate and scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
-            wait = self._take(_header(scope, b"authorization") or "")
-            if wait:
-                err = RateLimited(f"more than {self.rate:g} requests a second with this token",
-                                  f"retry after {wait} s")
-                err.retry_after = wait
-                return await _reply(send, err)
-        await self.app(scope, receive, send)
-
     def _take(self, key: str) -> int:
-        """0 when a request may go now, else the whole seconds until one may."""
+        """A token bucket per bearer token (only valid ones reach here, so the table stays
+        tiny; the event loop is single-threaded, so no lock): 0 when a request may go now,
+        else the whole seconds until one may."""
         now = time.monotonic()
         left, last = self._buckets.get(key, (self.burst, now))
         left = min(self.burst, left + (now - last) * self.rate)
@@ -176,6 +156,39 @@ class RateLimit:
             return 0
         self._buckets[key] = (left, now)
         return max(1, math.ceil((1.0 - left) / self.rate))
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):                      # [::1]:8765
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class GuardMiddleware:
+    """The Guard in front of the framework: a refused request is answered without the app."""
+
+    def __init__(self, app, guard: Guard):
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            err = self.guard.refusal(scope)
+            if err is not None:
+                return await reply(send, err)
+        await self.app(scope, receive, send)
+
+
+def too_large(max_body: int, declared: str | None) -> PayloadTooLargeError | None:
+    """The 413 for a Content-Length over the limit (or not a number), before reading a byte."""
+    if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+        return body_error(max_body)
+    return None
+
+
+def body_error(max_body: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"the request body is larger than the limit of {max_body / 2**20:g} MB",
+                                "send less at once, or start the service with a larger --max-body")
 
 
 class _TooLarge(PayloadTooLargeError):
@@ -190,9 +203,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            return await _reply(send, self._error())
+        err = too_large(self.max_body, header(scope, b"content-length"))
+        if err is not None:
+            return await reply(send, err)
         seen, started = 0, False
 
         async def counting_receive():
@@ -200,7 +213,8 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body:          # chunked bodies have no Content-Length to check
-                raise _TooLarge(self._error().message, self._error().hint)
+                err = body_error(self.max_body)
+                raise _TooLarge(err.message, err.hint)
             return message
 
         async def tracking_send(message):
@@ -212,9 +226,4 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _reply(send, self._error())
-
-    def _error(self) -> PayloadTooLargeError:
-        mb = self.max_body / 2**20
-        return PayloadTooLargeError(f"the request body is larger than the limit of {mb:g} MB",
-                                    "send less at once, or start the service with a larger --max-body")
+                await reply(send, body_error(self.max_body))

@@ -8,11 +8,13 @@ to be on their way: announced by ``expect()`` (the route does, while it reads th
 yet submitted. So at low load a request runs at once.
 
 Where a batch runs depends on what passes of its size have cost on this model. A pass that has
-been fast (under ``inline_s``, measured per power-of-two bucket of rows) runs on the event loop
-itself, after one turn of the loop to let requests already received join it: on a small model
-two thread hand-offs, and the GIL ping-pong between the loop and an inference thread, cost more
-than the pass (measured: 2.3k against 3.1k requests/s on LeNet). A slow or never-measured size
-runs on the app's one inference thread, so the loop keeps answering meanwhile.
+been fast (under ``inline_s``, 10 ms, of CPU time, per power-of-two bucket of rows) runs on the
+event loop itself, after one turn of the loop to let requests already received join it: on a
+small model two thread hand-offs, and the GIL ping-pong between the loop and an inference
+thread, cost more than the pass (LeNet at concurrency 16 on 2 cores, the two side by side:
+1.9k requests/s on the thread, 3.1-4.0k on the loop; passes there even took less CPU). A slow or
+never-timed size runs on the app's one inference thread, so the loop keeps answering meanwhile
+and long passes, which release the GIL, overlap the loop's work.
 
 The queue is bounded: when full, the request is refused at once with ServiceUnavailable
 (503 + Retry-After) instead of waiting without end.
@@ -35,7 +37,7 @@ __all__ = ["MicroBatcher", "Batchers"]
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[list], list], *, name: str = "", max_batch: int = 64,
                  max_wait: float = 0.002, max_queue: int = 256, retry_after: int = 1,
-                 inline_s: float = 0.002, executor: Callable[[], ThreadPoolExecutor] | None = None):
+                 inline_s: float = 0.010, executor: Callable[[], ThreadPoolExecutor] | None = None):
         self.run_batch = run_batch          # items -> one result or exception per item
         self.name = name
         self.max_batch = max_batch
@@ -49,6 +51,7 @@ class MicroBatcher:
         self.loop = asyncio.get_running_loop()
         self.expected = 0                   # requests announced by expect(), not yet submitted
         self.cost_s: dict[int, float] = {}  # rows bucket -> recent seconds per pass (moving average)
+        self._slow_inline: set[int] = set()  # buckets whose pass on the loop took too long
         # Counters of what the batcher did and decided (for tests and /stats).
         self.batches = 0                    # forward passes run
         self.served = 0                     # requests answered by them
@@ -94,16 +97,23 @@ class MicroBatcher:
         """Nobody announced, and passes of this many rows have been fast on this model."""
         if self.expected:
             return False
-        cost = self.cost_s.get(_bucket([item for item, _ in batch]))
-        return cost is not None and cost < self.inline_s
+        key = _bucket([item for item, _ in batch])
+        cost = self.cost_s.get(key)
+        return cost is not None and cost < self.inline_s and key not in self._slow_inline
 
-    def _timed(self, items: list) -> list:
-        t = time.perf_counter()
+    def _timed(self, items: list, inline: bool) -> list:
+        # On the thread, its own CPU time: waiting for the GIL the loop holds is no cost of the
+        # pass. On the loop, the wall time, which is what the loop was blocked for; a size that
+        # blocked it too long (a GPU pass that sleeps in a sync, say) never runs there again.
+        clock = time.perf_counter if inline else time.thread_time
+        t = clock()
         results = self.run_batch(items)
-        took = time.perf_counter() - t
+        took = clock() - t
         key = _bucket(items)
         last = self.cost_s.get(key)
         self.cost_s[key] = took if last is None else 0.8 * last + 0.2 * took
+        if inline and took >= self.inline_s:
+            self._slow_inline.add(key)
         return results
 
     def _count(self, n: int) -> None:
@@ -130,11 +140,11 @@ class MicroBatcher:
             items = [item for item, _ in live]
             try:
                 if inline:
-                    results = self._timed(items)
+                    results = self._timed(items, True)
                     self.inline += 1
                 else:
                     executor = self._executor() if self._executor is not None else None
-                    results = await self.loop.run_in_executor(executor, self._timed, items)
+                    results = await self.loop.run_in_executor(executor, self._timed, items, False)
             except BaseException as exc:  # noqa: BLE001 - fail this batch, keep serving
                 if isinstance(exc, asyncio.CancelledError):
                     raise

@@ -239,3 +239,55 @@ def test_rate_limit_answers_429_with_retry_after_per_token(store):
 def test_no_rate_limit_by_default(admin, app_client):
     client, _ = app_client
     assert all(client.get("/v1/models", headers=admin).status_code == 200 for _ in range(30))
+
+
+def test_the_predict_fast_door_refuses_exactly_as_the_framework(store):
+    """The same request through both doors: as the fast door takes it, and with a parameter
+    given twice, which the door hands to FastAPI. Every refusal must read the same."""
+    import torch
+
+    from nbaimaas.engine.registry import Registry
+
+    client, app = make_client(store, max_body=1024)
+    # a registered name, so a request gets as far as reading its body
+    Registry(store).register("m", weights={"w": torch.zeros(2)}, spec={"model": {"arch": "mlp"}},
+                             info={"task": "classification", "classes": ["a", "b"]})
+    admin = {"Authorization": f"Bearer {(store / 'token').read_text().strip()}"}
+    small = encode_npy(np.zeros((1, 8, 8), np.float32))              # under 1 KB
+    doors = {"fast": "/v1/models/nosuch/predict", "framework": "/v1/models/nosuch/predict?top_k=1&top_k=1"}
+    scope = {"type": "http", "method": "POST", "path": "/v1/models/nosuch/predict",
+             "headers": [(b"content-type", NPY_TYPE.encode())]}
+    assert app.door.call({**scope, "query_string": b""}) is not None
+    assert app.door.call({**scope, "query_string": b"top_k=1&top_k=1"}) is None
+
+    def answer(door, headers, content=small, model="nosuch"):
+        r = client.post(doors[door].replace("nosuch", model), content=content,
+                        headers={"Content-Type": NPY_TYPE, **headers})
+        return r.status_code, r.json()["code"], r.headers.get("www-authenticate")
+
+    cases = {
+        "no token": ({}, small),
+        "wrong token": ({"Authorization": "Bearer wrong-token-000000"}, small),
+        "foreign host": ({**admin, "Host": "evil.example"}, small),
+        "declared too large": (admin, b"\0" * 2000),
+        "chunked too large": (admin, iter([b"\0" * 800, b"\0" * 800])),
+        "unknown model": (admin, small),
+    }
+    expected = {"no token": 401, "wrong token": 401, "foreign host": 400, "declared too large": 413,
+                "chunked too large": 413, "unknown model": 404}
+    with client:
+        for what, (headers, content) in cases.items():
+            model = "m" if what == "chunked too large" else "nosuch"
+            if what == "chunked too large":
+                fast = answer("fast", headers, iter([b"\0" * 800, b"\0" * 800]), model)
+            else:
+                fast = answer("fast", headers, content, model)
+            framework = answer("framework", headers, content, model)
+            assert fast == framework and fast[0] == expected[what], (what, fast, framework)
+    app.state.ctx.jobs.close()
+
+    client, app = make_client(store, rate_limit=2)                    # bursts of 4
+    with client:
+        assert [answer("fast", admin)[0] for _ in range(4)] == [404] * 4
+        assert answer("fast", admin)[:2] == answer("framework", admin)[:2] == (429, "rate_limited")
+    app.state.ctx.jobs.close()

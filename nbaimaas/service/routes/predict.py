@@ -1,10 +1,11 @@
 """Predict: raw inputs in (JSON or .npy), labels and probabilities (or values) out, micro-batched.
 
 Two doors to one implementation (``run_predict``): the FastAPI route (documented in /docs, and
-what every unusual request goes through) and ``PredictFastPath``, a plain ASGI handler inside
-the security middlewares that serves the common request (``?top_k=&horizon=`` at most, a JSON or
-.npy body) without FastAPI's routing, dependency solving and exception wrappers: at thousands
-of requests a second those cost more than the model's forward pass.
+what every unusual request goes through) and ``PredictFastPath``, a plain ASGI handler in front
+of the whole app that serves the common request (``?top_k=&horizon=`` at most, a JSON or .npy
+body) without FastAPI's middleware stack, routing, dependency solving and exception wrappers: at
+thousands of requests a second those cost more than the model's forward pass. The door applies
+the app's own ``Guard`` and body limit itself, so both doors give the same answers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ...specs import PredictRequest
 from .._context import ServiceContext, check_ref, get_ctx, to_thread
 from .._errors import JSONResponse, error_response
 from .._predicting import PredictItem
-from ..wire import NPY_TYPE, UnsupportedMediaError, decode_npy, dumps, from_jsonable
+from .._security import Guard, body_error, header, reply, too_large
+from ..wire import NPY_TYPE, PayloadTooLargeError, UnsupportedMediaError, decode_npy, dumps, from_jsonable
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 log = logging.getLogger("nbaimaas.service")
@@ -96,43 +98,56 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class PredictFastPath:
-    """``POST /v1/models/{ref}/predict`` without the framework; everything else, and any request
-    it is not sure about (odd query strings, other content types), goes on to the app."""
+    """``POST /v1/models/{ref}/predict`` without the framework. ``call(scope)`` says whether the
+    door serves a request: anything it is not sure about (odd query strings, other content
+    types) goes to the app, which answers it with the same checks."""
 
-    def __init__(self, app, ctx: ServiceContext):
-        self.app = app
+    def __init__(self, ctx: ServiceContext, guard: Guard, max_body: int):
         self.ctx = ctx
+        self.guard = guard
+        self.max_body = max_body
 
-    async def __call__(self, scope, receive, send):
+    def call(self, scope) -> tuple[str, str, int, int | None] | None:
+        """(ref, kind, top_k, horizon) of a request this door serves, else None."""
         if scope["type"] != "http" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
+            return None
         match = _PATH.fullmatch(scope["path"])
         query = scope.get("query_string", b"")
-        kind = _kind(_header(scope, b"content-type"))
+        kind = _kind(header(scope, b"content-type") or "")
         if match is None or kind not in _KINDS or (query and not _QUERY.fullmatch(query)):
-            return await self.app(scope, receive, send)
+            return None
         params = dict(p.split(b"=") for p in query.split(b"&")) if query else {}
         if len(params) != query.count(b"&") + bool(query):        # a parameter given twice
-            return await self.app(scope, receive, send)
-        top_k = int(params.get(b"top_k", 1))
+            return None
         horizon = int(params[b"horizon"]) if b"horizon" in params else None
+        return match.group(1), kind, int(params.get(b"top_k", 1)), horizon
+
+    async def serve(self, call, scope, receive, send) -> None:
+        refused = self.guard.refusal(scope) or too_large(self.max_body, header(scope, b"content-length"))
+        if refused is not None:
+            return await reply(send, refused)
+        ref, kind, top_k, horizon = call
 
         async def read_body() -> bytes:
-            chunks = []
+            chunks, seen = [], 0
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     raise _Gone
                 chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+                if seen > self.max_body:     # a chunked body has no Content-Length to check
+                    raise body_error(self.max_body)
                 if not message.get("more_body", False):
                     return b"".join(chunks)
 
         try:
-            prediction = await run_predict(self.ctx, match.group(1), kind, read_body,
-                                           top_k, horizon)
+            prediction = await run_predict(self.ctx, ref, kind, read_body, top_k, horizon)
             body = dumps(prediction.to_dict()).encode()
         except _Gone:
             return
+        except PayloadTooLargeError as err:     # the rest of the body is never read: close
+            return await reply(send, err)
         except NbaimaasError as err:
             return await error_response(err)(scope, receive, send)
         except Exception as err:  # noqa: BLE001 - the traceback to the log, never to the client
@@ -147,10 +162,3 @@ class PredictFastPath:
 
 class _Gone(Exception):
     """The client went away while its body was read."""
-
-
-def _header(scope, name: bytes) -> str:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return ""
