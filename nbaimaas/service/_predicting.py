@@ -1,8 +1,9 @@
 """One batched forward for many predict requests, reusing the engine's own predict.
 
-Each request's raw inputs go through the model's fitted preprocessor on their own (a bad
-request fails alone), the tensors are concatenated, and ``engine.predict.predict`` runs once on
-the whole batch with a pass-through preprocessor; the Prediction is then cut back per request.
+Each request's raw inputs go through the model's fitted preprocessor (``transform_many``: one
+pass where it can, and a bad request fails alone), the tensors are concatenated, and
+``engine.predict.predict`` runs once on the whole batch with a pass-through preprocessor; the
+Prediction is then cut back per request.
 """
 
 from __future__ import annotations
@@ -55,14 +56,14 @@ def predict_batch(cache, ref: str, items: list[PredictItem]) -> list:
         return [_as_user_error(exc, ref)] * len(items)
     results: list[Any] = [None] * len(items)
     groups: dict[Any, list[tuple[int, Any]]] = {}
-    for i, item in enumerate(items):
-        try:
-            x = servable.preprocessor.transform(item.inputs)
-            if len(x) == 0:
-                raise DataError("nothing to predict: the input is empty")
+    # one preprocessing pass for the whole batch where the preprocessor can; errors stay per item
+    for i, (item, x) in enumerate(zip(items, servable.preprocessor.transform_many([it.inputs for it in items]))):
+        if not isinstance(x, Exception) and len(x) == 0:
+            x = DataError("nothing to predict: the input is empty")
+        if isinstance(x, Exception):
+            results[i] = _as_user_error(x, ref)
+        else:
             groups.setdefault(item.horizon, []).append((i, x))
-        except Exception as exc:  # noqa: BLE001
-            results[i] = _as_user_error(exc, ref)
     for horizon, members in groups.items():
         _run_group(servable, horizon, members, results, ref)
     return results

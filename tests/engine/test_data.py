@@ -66,6 +66,24 @@ def test_transform_of_raw_test_equals_prepared_test(name):
     assert torch.equal(p.preprocessor.transform(p.raw_test), p.test.x)
 
 
+def _rows(raw, a: int, b: int):
+    return raw.iloc[a:b] if hasattr(raw, "iloc") else raw[a:b]
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_transform_many_equals_one_transform_each_and_fails_per_input(name):
+    """The service preprocesses a batch of requests in one call; each must get exactly what
+    transform alone gives it, and a bad one its own error without spoiling the rest."""
+    prepared = prepare(spec_for(name))
+    pre, raw = prepared.preprocessor, prepared.raw_test
+    w = getattr(pre, "window", 0)        # a series input is its last `window` values or more
+    parts = [_rows(raw, 0, w + 3), object(), _rows(raw, 3, w + 4), _rows(raw, 4, w + 9)]
+    out = pre.transform_many(parts)
+    assert len(out) == 4 and isinstance(out[1], Exception)
+    for i in (0, 2, 3):
+        assert torch.equal(out[i], pre.transform(parts[i])), i
+
+
 def test_list_datasets_matches_the_loaded_data():
     listing = list_datasets()
     assert listing.names() == DATASETS.names()
@@ -154,6 +172,11 @@ def test_image_resize_and_shape_errors():
         plain.transform(np.zeros((5, 5)))
     with pytest.raises(DataError, match="must be numeric"):
         plain.transform([["a"] * 8] * 8)
+    # several requests of different raw sizes in one call: each resized as on its own
+    rng = np.random.default_rng(0)
+    mixed = [rng.uniform(0, 16, (2, 5, 5)), rng.uniform(0, 16, (8, 8)), rng.uniform(0, 16, (1, 5, 5))]
+    for got, raw in zip(p.preprocessor.transform_many(mixed), mixed):
+        assert torch.allclose(got, p.preprocessor.transform(raw), atol=1e-6)
 
 
 def test_limit_keeps_classes_and_counts():

@@ -57,6 +57,18 @@ class BasePreprocessor:
     def transform(self, raw: Any) -> torch.Tensor:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
+    def transform_many(self, raws: list) -> list:
+        """``transform`` of each of several requests' inputs: a tensor, or the exception for
+        that one input (a bad request fails alone). Subclasses whose rows are independent
+        transform them in one pass, which at serving rates costs less than one pass each."""
+        out: list = []
+        for raw in raws:
+            try:
+                out.append(self.transform(raw))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller, per input
+                out.append(exc)
+        return out
+
     def state(self) -> tuple[dict, dict[str, torch.Tensor]]:  # pragma: no cover
         raise NotImplementedError
 

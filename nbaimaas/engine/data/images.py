@@ -51,9 +51,30 @@ class ImagePreprocessor(BasePreprocessor):
         return x
 
     def transform(self, raw: Any) -> torch.Tensor:
-        x = torch.from_numpy(np.array(self._batch(raw), dtype=np.float32))   # a writable copy
+        return self._scaled(self._batch(raw))
+
+    def _scaled(self, a: np.ndarray) -> torch.Tensor:
+        """Checked numpy [N, C, H, W] -> standardised float32 [N, C, H', W']."""
+        x = torch.from_numpy(np.array(a, dtype=np.float32))      # a writable copy
         x = self._unit(x)                                          # [N, C, H', W']
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
+    def transform_many(self, raws: list) -> list:
+        """Checks each input on its own, then scales all inputs of one size in one pass."""
+        out: list = [None] * len(raws)
+        by_size: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+        for i, raw in enumerate(raws):
+            try:
+                a = self._batch(raw)                               # [n_i, C, H, W]
+                by_size.setdefault(a.shape[1:], []).append((i, a))
+            except Exception as exc:  # noqa: BLE001 - this input's own error
+                out[i] = exc
+        for members in by_size.values():
+            scaled = self._scaled(np.concatenate([a for _, a in members]))     # [sum n_i, C, H', W']
+            parts = torch.split(scaled, [len(a) for _, a in members])
+            for (i, _), part in zip(members, parts):
+                out[i] = part
+        return out
 
     def _batch(self, raw: Any) -> np.ndarray:
         """Any accepted raw form -> numpy [N, C, H, W], checking rank, channels and size."""
