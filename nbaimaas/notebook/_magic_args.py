@@ -1,4 +1,5 @@
-"""Turning a magic's words into ``nbaimaas.api`` arguments: flags, notebook variables, TOML bodies.
+"""Turning a magic's words into ``nbaimaas.api`` arguments: flags, notebook variables, cell bodies
+(TOML, or YAML).
 
 Nothing here talks to a backend; it only builds the keywords ``api`` takes, and turns user
 mistakes into IPython's one-line ``UsageError``.
@@ -152,8 +153,8 @@ def data_kwargs(args: Any) -> dict:
 
 
 def train_kwargs(args: Any, ns: dict, body: str | None = None) -> dict:
-    """Keywords for ``api.start_training``: the cell's TOML, then the line's flags on top."""
-    kw = toml_kwargs(body, ns) if body and body.strip() else {}
+    """Keywords for ``api.start_training``: the cell's spec, then the line's flags on top."""
+    kw = body_kwargs(body, ns) if body and body.strip() else {}
     if args.data is not None:
         kw["data"] = resolve_data(ns, args.data)
     if args.model is not None:
@@ -169,12 +170,9 @@ def train_kwargs(args: Any, ns: dict, body: str | None = None) -> dict:
 
 
 # -- the %%aimaas_train body -------------------------------------------------------------------
-def toml_kwargs(body: str, ns: dict) -> dict:
-    """A TOML TrainSpec -> api keywords: top-level fields, ``[data]``, ``[model]``, ``[init]``."""
-    try:
-        doc = tomllib.loads(body)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"the cell is not valid TOML: {one_line(e)}") from None
+def body_kwargs(body: str, ns: dict) -> dict:
+    """A TrainSpec in TOML or YAML -> api keywords: top-level fields, ``data``, ``model``, ``init``."""
+    doc = parse_body(body)
     kw = dict(doc)
     data = kw.pop("data", None)
     if isinstance(data, dict):
@@ -186,6 +184,34 @@ def toml_kwargs(body: str, ns: dict) -> dict:
         kw["data"] = resolve_data(ns, str(data))
     kw.update(_model_kwargs(kw.pop("model", None), ns))
     return kw
+
+
+def parse_body(body: str) -> dict:
+    """The cell as TOML (``epochs = 3``, ``[data]``), else as YAML (``epochs: 3``, ``data:``).
+
+    YAML is read with ``safe_load`` (plain data, never objects) and needs PyYAML, which the
+    notebook extra installs.
+    """
+    try:
+        return tomllib.loads(body)
+    except tomllib.TOMLDecodeError as e:
+        toml_error = one_line(e)
+    try:
+        import yaml
+    except ImportError:
+        raise UsageError(f"the cell is not valid TOML: {toml_error} (YAML bodies need PyYAML: "
+                         "pip install 'nbaimaas[notebook]')") from None
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise UsageError(f"the cell is neither valid TOML ({toml_error}) nor valid YAML "
+                         f"({getattr(e, 'problem', None) or 'parse error'}{at})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"the cell is not valid TOML ({toml_error}), and as YAML it is a "
+                         f"{type(doc).__name__}, not fields such as 'epochs: 3'")
+    return doc
 
 
 def _model_kwargs(model: Any, ns: dict) -> dict:
@@ -220,7 +246,7 @@ def tune_flags(func: Callable) -> Callable:
 
 
 def tune_kwargs(args: Any, ns: dict, body: str | None = None) -> dict:
-    """Keywords for ``api.tune``: the cell's TOML (TrainSpec fields, search settings, ``[space]``),
+    """Keywords for ``api.tune``: the cell's spec (TrainSpec fields, search settings, ``[space]``),
     then the line's flags on top (``--space`` entries replace the cell's of the same name)."""
     kw = train_kwargs(args, ns, body)
     space = _flat_space(kw.pop("space", {}))

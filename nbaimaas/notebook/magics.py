@@ -131,9 +131,9 @@ class AimaasMagics(Magics):
     def aimaas_train(self, line: str = "", cell: str | None = None):
         """Train a model, showing progress and live learning curves; blocks until it ends.
 
-        The cell form takes a TOML TrainSpec: top-level fields, [data], [model] (arch, options,
-        [[model.layers]]) and [init] tables; flags on the magic's line override it. Ctrl-C stops
-        at a batch boundary and keeps the best checkpoint.
+        The cell form takes a TrainSpec in TOML (or YAML): top-level fields, [data], [model]
+        (arch, options, [[model.layers]]) and [init] tables; flags on the magic's line override
+        it. Ctrl-C stops at a batch boundary and keeps the best checkpoint.
 
         Python: ai.train(data="digits", model="mlp", epochs=10, lr=1e-3, name="digits-mlp")
         """
@@ -176,7 +176,7 @@ class AimaasMagics(Magics):
 
         --space is a JSON object of TrainSpec field paths: a list is a set of choices,
         {"low": a, "high": b, "log": true} a float range, {"low": a, "high": b, "int": true} an
-        integer range. The cell form takes a TOML TrainSpec as %%aimaas_train does, plus trials,
+        integer range. The cell form takes a TrainSpec as %%aimaas_train does, plus trials,
         metric, direction, storage, study and a [space] table (lr = {low = 1e-4, high = 0.1,
         log = true}); flags on the magic's line override it. One line per finished trial, then
         the trials plotted and the table. With --name each improvement is registered (NAME@best

@@ -209,6 +209,55 @@ def test_user_mistakes_are_one_line_usage_errors(shell, trained, line, message):
     assert message in text and "\n" not in text
 
 
+TOML_SPEC = """epochs = 3
+lr = 0.01
+[data]
+name = "digits"
+limit = 300
+[model]
+arch = "layers"
+[[model.layers]]
+type = "flatten"
+[[model.layers]]
+type = "linear"
+[init]
+scheme = "xavier_uniform"
+"""
+YAML_SPEC = """# the same spec in YAML
+epochs: 3
+lr: 0.01
+data: {name: digits, limit: 300}
+model:
+  arch: layers
+  layers:
+    - type: flatten
+    - type: linear
+init: {scheme: xavier_uniform}
+"""
+
+
+def test_a_yaml_body_is_the_same_spec_as_toml(shell, fresh):
+    from nbaimaas.notebook._magic_args import body_kwargs
+
+    assert body_kwargs(YAML_SPEC, {}) == body_kwargs(TOML_SPEC, {})
+    result = shell.run_cell_magic("aimaas_train", "--epochs 1", YAML_SPEC)
+    assert result.epochs_run == 1 and result.spec["lr"] == 0.01
+    assert result.spec["data"]["limit"] == 300 and len(result.spec["model"]["layers"]) == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ("epochs = = 3", "and as YAML it is a str"),
+    ("epochs: [3", "nor valid YAML"),
+    ("- 3\n- 4", "and as YAML it is a list"),
+    ("!!python/object/apply:os.system ['true']", "nor valid YAML"),     # safe_load: no objects
+])
+def test_a_body_that_is_neither_toml_nor_yaml_is_one_line(shell, body, message):
+    with pytest.raises(UsageError) as info:
+        shell.run_cell_magic("aimaas_train", "", body)
+    assert "valid TOML" in str(info.value) and message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_bad_toml_body_is_a_usage_error(shell, fresh):
     with pytest.raises(UsageError, match="not valid TOML"):
         shell.run_cell_magic("aimaas_train", "", "epochs = = 3")
