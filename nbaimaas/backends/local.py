@@ -158,15 +158,35 @@ class LocalBackend:
     def runs(self) -> list:
         return list(self._runs.values())
 
+    def _forget(self, run_ids: list[str]) -> None:
+        """Let the session drop finished runs (whoever still holds one keeps it alive)."""
+        with self._lock:
+            for run_id in list(run_ids):
+                run = self._runs.get(run_id)
+                if run is None or run.done:
+                    self._runs.pop(run_id, None)
+                    run_ids.remove(run_id)
+
     def tune(self, spec: TuneSpec, inline: Any = None, module: Any = None, progress=None) -> TuneResult:
         """A hyperparameter search (``engine/tune.py``): one ordinary run of this backend per trial."""
         from ..engine.tune import run_study
 
-        def start(trial_spec: TrainSpec):
-            # Each trial trains its own copy: a user's module must start fresh every time.
-            return self.start_training(trial_spec, inline, copy.deepcopy(module))
+        trial_runs: list[str] = []
 
-        result = run_study(spec, start, progress)
+        def start(trial_spec: TrainSpec):
+            # A finished trial's run (its data and model) is not kept by the session: a long
+            # study would otherwise hold every trial's in memory. Its weights, if better, are in
+            # the registry already.
+            self._forget(trial_runs)
+            # Each trial trains its own copy: a user's module must start fresh every time.
+            run = self.start_training(trial_spec, inline, copy.deepcopy(module))
+            trial_runs.append(run.id)
+            return run
+
+        try:
+            result = run_study(spec, start, progress)
+        finally:
+            self._forget(trial_runs)
         if module is not None and result.model:
             self.cache.remember_module(result.model, module)
         return result

@@ -100,6 +100,33 @@ def test_pruning_stops_hopeless_trials_early():
     assert result.best_params == {"lr": 1e-2}
 
 
+def test_the_session_keeps_no_trial_runs_in_memory():
+    import gc
+    import weakref
+
+    from nbaimaas.session import current
+
+    backend = current().backend
+    kept_before = len(backend.runs())
+    refs = []
+    start = backend.start_training
+
+    def watched(*args, **kwargs):         # a weak reference to each trial's run, nothing more
+        run = start(*args, **kwargs)
+        refs.append(weakref.ref(run))
+        return run
+
+    backend.start_training = watched
+    try:
+        result = ai.tune(**QUICK, epochs=1, space={"lr": [1e-3, 1e-2, 3e-2]}, trials=3)
+    finally:
+        del backend.start_training
+    gc.collect()
+    assert len(backend.runs()) == kept_before and len(refs) == 3
+    assert all(ref() is None for ref in refs)           # their data and models were freed
+    assert len(result.trials) == 3
+
+
 def test_a_diverging_trial_fails_and_the_study_goes_on():
     result = ai.tune(**QUICK, epochs=2, optimizer="sgd", space={"lr": [1e6, 1e-2]}, trials=3)
     states = {t["params"]["lr"]: t["state"] for t in result.trials}

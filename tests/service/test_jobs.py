@@ -50,6 +50,33 @@ def test_events_long_poll_and_stop_keeps_best(service, admin, app_client, store)
     assert run.events()[-1].status == "stopped"
 
 
+def _sse_messages(text: str) -> list[dict]:
+    """SSE text -> one {field: value} per message (blank-line separated)."""
+    return [dict(line.split(": ", 1) for line in block.splitlines())
+            for block in text.strip().split("\n\n")]
+
+
+def test_events_as_server_sent_events(service, admin, app_client):
+    from .conftest import TINY
+
+    client, _ = app_client
+    run = service.start_training(TrainSpec.from_dict(TINY))
+    run.wait(120)
+    url = f"/v1/jobs/{run.id}/events"
+    plain = [json.loads(line) for line in client.get(url, headers=admin).text.splitlines()]
+    sse = {**admin, "Accept": "text/event-stream"}
+    r = client.get(url, headers=sse)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    messages = _sse_messages(r.text)
+    assert messages[-1] == {"event": "end", "data": "{}"}        # the job is over: do not reconnect
+    assert [(m["id"], m["event"], json.loads(m["data"])) for m in messages[:-1]] == \
+        [(str(e["seq"]), e["kind"], e) for e in plain]
+    # a reconnecting EventSource sends the last id it saw and gets only what came after
+    middle = plain[len(plain) // 2]["seq"]
+    again = _sse_messages(client.get(url, headers={**sse, "Last-Event-ID": str(middle)}).text)
+    assert [m.get("id") for m in again[:-1]] == [str(e["seq"]) for e in plain if e["seq"] > middle]
+
+
 def test_restart_marks_interrupted_and_resume_completes(store):
     client, app = make_client(store)
     with client:

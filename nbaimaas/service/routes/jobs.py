@@ -21,7 +21,8 @@ from ..wire import NDJSON_TYPE, dumps
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 START_WAIT_S = 120.0       # data preparation and model building happen before "running"
-MAX_WAIT_S = 60.0          # long polls return at the latest after this
+MAX_WAIT_S = 60.0          # long polls (and each SSE connection) return at the latest after this
+SSE_TYPE = "text/event-stream"
 POLL_S = 0.05
 
 
@@ -75,24 +76,53 @@ async def result(job_id: str, ctx: ServiceContext = Depends(get_ctx)) -> dict:
     return ctx.jobs.result(job_id)
 
 
-@router.get("/{job_id}/events", summary="Events after ?after=SEQ as JSON lines (long poll with ?wait=S)",
+@router.get("/{job_id}/events",
+            summary="Events after ?after=SEQ: JSON lines (long poll with ?wait=S), or server-sent events",
+            description="With `Accept: text/event-stream` the events come as SSE (`id:` is the "
+                        "sequence number, so a reconnecting EventSource resumes after "
+                        "`Last-Event-ID`), following the job for up to a minute at a time and "
+                        "ending with `event: end` once the job has finished.",
             response_class=StreamingResponse)
-async def events(job_id: str, after: int = -1, wait: float = Query(0, ge=0), follow: bool = False,
-                 ctx: ServiceContext = Depends(get_ctx)):
+async def events(job_id: str, request: Request, after: int = -1, wait: float = Query(0, ge=0),
+                 follow: bool = False, ctx: ServiceContext = Depends(get_ctx)):
     path = ctx.jobs.folder(job_id) / "events.jsonl"     # unknown job: 404 before streaming
-    return StreamingResponse(_stream(ctx, job_id, path, after, min(wait, MAX_WAIT_S), follow),
-                             media_type=NDJSON_TYPE)
+    if SSE_TYPE in request.headers.get("accept", ""):
+        last = request.headers.get("last-event-id", "")
+        after = max(after, int(last)) if last.isdigit() else after
+        stream = _new_events(ctx, job_id, path, after, min(wait or MAX_WAIT_S, MAX_WAIT_S), True)
+        return StreamingResponse(_as_sse(stream), media_type=SSE_TYPE,
+                                 headers={"Cache-Control": "no-cache"})
+    stream = _new_events(ctx, job_id, path, after, min(wait, MAX_WAIT_S), follow)
+    return StreamingResponse(_as_json_lines(stream), media_type=NDJSON_TYPE)
 
 
-async def _stream(ctx, job_id, path, after, wait, follow):
-    """Send what is there; if nothing (or following), wait for more until the job ends or time runs out."""
+async def _new_events(ctx, job_id, path, after, wait, follow):
+    """Events after ``after``: what is there, then (when nothing is, or when following) what
+    comes, until the job ends (then one ``None``) or ``wait`` runs out."""
     deadline = time.monotonic() + wait
     while True:
         finished = ctx.jobs.status(job_id)["status"] in TERMINAL   # before reading: none missed
         new = read_events(path, after)
         for event in new:
-            yield dumps(event) + "\n"
+            yield event
             after = event["seq"]
-        if finished or time.monotonic() >= deadline or (new and not follow):
+        if finished:
+            yield None
+            return
+        if time.monotonic() >= deadline or (new and not follow):
             return
         await asyncio.sleep(POLL_S * 2)
+
+
+async def _as_json_lines(stream):
+    async for event in stream:
+        if event is not None:
+            yield dumps(event) + "\n"
+
+
+async def _as_sse(stream):
+    async for event in stream:
+        if event is None:
+            yield "event: end\ndata: {}\n\n"
+        else:
+            yield f"id: {event['seq']}\nevent: {event['kind']}\ndata: {dumps(event)}\n\n"
