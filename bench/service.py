@@ -6,7 +6,9 @@ with one 28x28 image per request, as JSON ``{"inputs": ...}`` and as an ``applic
 body, from N keep-alive connections (a small asyncio HTTP/1.1 client, so the client costs
 little next to the server) at concurrency 1, 16 and 64. For reference the same load goes to a
 plain FastAPI endpoint (``bench/_plain_server.py``: parse JSON, call the model per request),
-the baseline the issue measured. Client and server share this machine's cores.
+the baseline the issue measured. Both servers run side by side and each round loads one after
+the other, so a machine that slows down for a while slows both. Client and servers share this
+machine's cores.
 
 Skips, with a note, when the service (``nbaimaas.cli``, fastapi, uvicorn) is not there yet.
 
@@ -165,32 +167,24 @@ def _targets(store: Path) -> dict[str, list[str]]:
     }
 
 
-def bench_target(name: str, cmd: list[str], store: Path, image, seconds: float, rounds: int) -> dict:
-    port = free_port()
-    proc = start([c.replace("{port}", str(port)) for c in cmd], store, port)
-    try:
+class _Target:
+    """One running server and its requests, one per body mode it takes."""
+
+    def __init__(self, name: str, cmd: list[str], store: Path, image):
+        self.name, self.port = name, free_port()
+        self.proc = start([c.replace("{port}", str(self.port)) for c in cmd], store, self.port)
         token_file = store / "token"
         token = token_file.read_text().strip() if token_file.exists() else None
-        results, notes = {}, []
+        self.requests, self.notes = {}, []
         for mode, (ctype, body) in bodies(image).items():
             if name == "plain FastAPI" and mode == "binary":
                 continue
-            req = request_bytes(port, f"/v1/models/{MODEL}/predict", token, ctype, body)
-            probe = load(port, req, 1, 0.3)
-            if set(probe["codes"]) != {200}:
-                notes.append(f"{name} {mode}: answered {probe['codes']}, not 200; not measured")
-                continue
-            for conc in CONCURRENCY:
-                runs = [load(port, req, conc, seconds) for _ in range(rounds)]
-                results[f"{mode} c{conc}"] = {
-                    "mode": mode, "concurrency": conc,
-                    "rps": statistics.median(r["rps"] for r in runs),
-                    "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                    "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                    "non_200": sum(n for r in runs for c, n in r["codes"].items() if c != 200)}
-        return {"results": results, "notes": notes}
-    finally:
-        stop(proc)
+            req = request_bytes(self.port, f"/v1/models/{MODEL}/predict", token, ctype, body)
+            probe = load(self.port, req, 1, 0.3)       # also warms the model and the batcher up
+            if set(probe["codes"]) == {200}:
+                self.requests[mode] = req
+            else:
+                self.notes.append(f"{name} {mode}: answered {probe['codes']}, not 200; not measured")
 
 
 def run(seconds: float = 2.0, rounds: int = 3) -> dict:
@@ -199,20 +193,47 @@ def run(seconds: float = 2.0, rounds: int = 3) -> dict:
         return {"skipped": why, "table": f"skipped: {why}"}
     store = Path(tempfile.mkdtemp(prefix="nbaimaas-bench-service-"))
     image = _prepare_store(store)
-    out, notes = {}, []
-    for name, cmd in _targets(store).items():
-        try:
-            got = bench_target(name, cmd, store, image, seconds, rounds)
-            out[name], notes = got["results"], notes + got["notes"]
-        except RuntimeError as exc:
-            notes.append(f"{name}: {exc}")
+    targets, notes = [], []
+    try:
+        for name, cmd in _targets(store).items():
+            try:
+                targets.append(_Target(name, cmd, store, image))
+                notes += targets[-1].notes
+            except RuntimeError as exc:
+                notes.append(f"{name}: {exc}")
+        out = _measure(targets, seconds, rounds)
+    finally:
+        for target in targets:
+            stop(target.proc)
     rows = [[name, r["mode"], r["concurrency"], f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
              r["non_200"]] for name, res in out.items() for r in res.values()]
     text = table(["server", "body", "concurrency", "req/s", "p50 (ms)", "p99 (ms)", "non-200"], rows) if rows else ""
-    if "nbaimaas serve" not in out or not out["nbaimaas serve"]:
+    if not out.get("nbaimaas serve"):
         why = "the service did not answer predictions: " + "; ".join(notes)
         return {"skipped": why, "results": out, "table": (text + "\n" if text else "") + f"skipped: {why}"}
     return {"results": out, "notes": notes, "table": text + "".join(f"\n- {n}" for n in notes)}
+
+
+def _measure(targets: list[_Target], seconds: float, rounds: int) -> dict:
+    """Every server runs side by side; each round loads them one after another (interleaved),
+    so a machine that slows down for a while slows all of them alike. Medians over rounds."""
+    runs: dict[tuple, list[dict]] = {}
+    for mode in ("json", "binary"):
+        for conc in CONCURRENCY:
+            for _ in range(rounds):
+                for t in targets:
+                    if mode in t.requests:
+                        runs.setdefault((t.name, mode, conc), []).append(
+                            load(t.port, t.requests[mode], conc, seconds))
+    out: dict[str, dict] = {}
+    for (name, mode, conc), rs in runs.items():
+        out.setdefault(name, {})[f"{mode} c{conc}"] = {
+            "mode": mode, "concurrency": conc,
+            "rps": statistics.median(r["rps"] for r in rs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+            "non_200": sum(n for r in rs for c, n in r["codes"].items() if c != 200)}
+    return out
 
 
 def main(argv=None) -> dict:
