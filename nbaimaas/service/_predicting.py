@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..errors import DataError, NbaimaasError
@@ -22,9 +23,9 @@ class PredictItem:
     inputs: Any
     horizon: int | None = None
 
-    @property
+    @cached_property
     def rows(self) -> int:
-        """How many inputs this request holds (the batcher runs only small ones inline)."""
+        """How many inputs this request holds (the batcher times its passes by rows)."""
         shape = getattr(self.inputs, "shape", None)
         if shape is not None:
             return int(shape[0]) if len(shape) else 1
