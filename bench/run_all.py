@@ -49,6 +49,8 @@ def run(quick: bool = False) -> dict:
                                  rounds=1 if quick else 3)
     gpu = HERE / "gpu_results.json"
     report["gpu"] = json.loads(gpu.read_text()) if gpu.exists() else None
+    if report["gpu"] and report["gpu"].get("smoke"):
+        report["gpu"] = None        # a CPU smoke run's figures are not GPU results
     return report
 
 
