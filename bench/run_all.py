@@ -104,7 +104,11 @@ def markdown(report: dict) -> str:
                 f"{gpu['seconds']:.0f} s): samples/s, ratio to the whole-step CUDA-graph loop", "", gpu["table"]]
     else:
         out += ["`bench/gpu.py` has not been run on a GPU yet. On a CUDA machine:",
-                "`python bench/gpu.py --json bench/gpu_results.json`, then rerun `python -m bench.run_all`."]
+                "`python bench/gpu.py --json bench/gpu_results.json`, then rerun `python -m bench.run_all`.",
+                "On this project's lent GPU machine (no registry): `bash .ci/gpu-prepare` here, then "
+                "`bash .ci/gpu-check` there in one call carrying `.gpu-wheels`; it runs the CUDA tests "
+                "and the benchmark and leaves `gpu_results.json` in `$OUT`. `python bench/gpu.py "
+                "--smoke` (a test runs it) checks the script on the CPU."]
     return "\n".join(out) + "\n"
 
 
