@@ -51,7 +51,7 @@ class MicroBatcher:
         self.loop = asyncio.get_running_loop()
         self.expected = 0                   # requests announced by expect(), not yet submitted
         self.cost_s: dict[int, float] = {}  # rows bucket -> recent seconds per pass (moving average)
-        self._slow_inline: set[int] = set()  # buckets whose pass on the loop took too long
+        self._strikes: dict[int, int] = {}  # bucket -> slow passes on the loop in a row
         # Counters of what the batcher did and decided (for tests and /stats).
         self.batches = 0                    # forward passes run
         self.served = 0                     # requests answered by them
@@ -99,12 +99,13 @@ class MicroBatcher:
             return False
         key = _bucket([item for item, _ in batch])
         cost = self.cost_s.get(key)
-        return cost is not None and cost < self.inline_s and key not in self._slow_inline
+        return cost is not None and cost < self.inline_s and self._strikes.get(key, 0) < _STRIKES
 
     def _timed(self, items: list, inline: bool) -> list:
         # On the thread, its own CPU time: waiting for the GIL the loop holds is no cost of the
         # pass. On the loop, the wall time, which is what the loop was blocked for; a size that
-        # blocked it too long (a GPU pass that sleeps in a sync, say) never runs there again.
+        # blocked it too long several passes in a row (a GPU pass that sleeps in a sync, say, not
+        # one pass the OS preempted) never runs there again.
         clock = time.perf_counter if inline else time.thread_time
         t = clock()
         results = self.run_batch(items)
@@ -112,8 +113,8 @@ class MicroBatcher:
         key = _bucket(items)
         last = self.cost_s.get(key)
         self.cost_s[key] = took if last is None else 0.8 * last + 0.2 * took
-        if inline and took >= self.inline_s:
-            self._slow_inline.add(key)
+        if inline:
+            self._strikes[key] = self._strikes.get(key, 0) + 1 if took >= self.inline_s else 0
         return results
 
     def _count(self, n: int) -> None:
@@ -179,6 +180,9 @@ class MicroBatcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+_STRIKES = 3        # slow passes on the loop in a row before a size goes to the thread for good
 
 
 def _bucket(items: list) -> int:

@@ -143,6 +143,38 @@ def test_batches_of_a_size_known_to_be_fast_run_on_the_loop(inline_s, on_loop):
     assert (threads[1] == loop_thread) is on_loop and batcher.inline == int(on_loop)
 
 
+@pytest.mark.parametrize("slow_passes, where", [
+    # a pass that sleeps (a GPU sync, say) costs the thread no CPU but blocks the loop: after
+    # three slow passes on the loop in a row, that size stays on the thread
+    (set(range(1, 8)), "ends on the thread"),
+    # one slow pass on the loop (the OS preempted it) is forgiven
+    ({1}, "TLLLLLLL"),
+])
+def test_a_size_that_keeps_blocking_the_loop_goes_back_to_the_thread(slow_passes, where):
+    import time
+
+    passes: list[int] = []
+
+    def run(items):
+        passes.append(threading.get_ident())
+        if len(passes) - 1 in slow_passes:
+            time.sleep(0.02)                     # wall time, no CPU time
+        return items
+
+    async def main():
+        batcher = MicroBatcher(run, max_wait=0.0, inline_s=0.01)
+        for i in range(8):
+            assert await batcher.submit(i) == i
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    seen = "".join("L" if t == loop_thread else "T" for t in passes)
+    if where == "ends on the thread":
+        assert seen.count("L") == 3 and seen.endswith("TTT"), seen
+    else:
+        assert seen == where
+
+
 def test_waits_only_for_announced_requests():
     run = _Recorder()
 
