@@ -63,9 +63,7 @@ def test_train_line_form_returns_result_and_stores_it(shell, fresh, capsys):
     assert "epoch 2/2" in out and "completed after 2 epochs" in out
 
 
-def test_train_cell_form_reads_toml_and_line_flags_override(shell, fresh):
-    body = '''
-epochs = 3
+TOML_SPEC = """epochs = 3
 lr = 0.01
 name = "tomlnet"
 [data]
@@ -84,7 +82,25 @@ type = "relu"
 type = "linear"
 [init]
 scheme = "xavier_uniform"
-'''
+"""
+YAML_SPEC = """# the same spec in YAML
+epochs: 3
+lr: 0.01
+name: tomlnet
+data: {name: digits, limit: 300}
+model:
+  arch: layers
+  layers:
+    - type: flatten
+    - {type: linear, out: 32}
+    - type: relu
+    - type: linear
+init: {scheme: xavier_uniform}
+"""
+
+
+def test_train_cell_form_reads_toml_and_line_flags_override(shell, fresh):
+    body = TOML_SPEC
     result = shell.run_cell_magic("aimaas_train", "--epochs 1", body)
     assert result.epochs_run == 1                  # the line's flag wins over the cell's 3
     spec = result.spec
@@ -209,40 +225,13 @@ def test_user_mistakes_are_one_line_usage_errors(shell, trained, line, message):
     assert message in text and "\n" not in text
 
 
-TOML_SPEC = """epochs = 3
-lr = 0.01
-[data]
-name = "digits"
-limit = 300
-[model]
-arch = "layers"
-[[model.layers]]
-type = "flatten"
-[[model.layers]]
-type = "linear"
-[init]
-scheme = "xavier_uniform"
-"""
-YAML_SPEC = """# the same spec in YAML
-epochs: 3
-lr: 0.01
-data: {name: digits, limit: 300}
-model:
-  arch: layers
-  layers:
-    - type: flatten
-    - type: linear
-init: {scheme: xavier_uniform}
-"""
-
-
 def test_a_yaml_body_is_the_same_spec_as_toml(shell, fresh):
     from nbaimaas.notebook._magic_args import body_kwargs
 
     assert body_kwargs(YAML_SPEC, {}) == body_kwargs(TOML_SPEC, {})
     result = shell.run_cell_magic("aimaas_train", "--epochs 1", YAML_SPEC)
     assert result.epochs_run == 1 and result.spec["lr"] == 0.01
-    assert result.spec["data"]["limit"] == 300 and len(result.spec["model"]["layers"]) == 2
+    assert result.spec["data"]["limit"] == 300 and len(result.spec["model"]["layers"]) == 4
 
 
 @pytest.mark.parametrize("body, message", [
