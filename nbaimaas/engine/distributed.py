@@ -25,7 +25,10 @@ Every process runs the ordinary ``loop.fit`` with a ``DistShard``:
 gloo on the CPU, nccl on CUDA with one GPU per local rank (the whole-step CUDA graph is off under
 DDP). Only what a spec can name crosses to the workers: built-in datasets, CSV/image-folder
 paths, catalog or ``layers`` models. A failure of any rank ends the launcher (torchrun stops the
-others); the caller then reads rank 0's error from ``result.json``, or the launcher's log.
+others). A non-zero rank writes its own error to ``failed-rank<N>.json`` before it exits; rank 0,
+whose next collective then fails with a bare connection error, reports that rank's error instead
+(the cause, e.g. a NaN loss on rank 1's shard). The caller reads the error from ``result.json``,
+else a rank's file, else the launcher's log.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from .runs import EventLog, Job, LocalRun
 from .store import append_event, atomic_write_json, next_seq
 
 EVENTS, RESULT, STOP_FILE, LOG = "events.jsonl", "result.json", "stop", "launcher.log"
+RANK_FAILED = "failed-rank{}.json"       # a non-zero rank's own error, written before it exits
 POLL_S = 0.05
 WATCH_S = 0.2
 INLINE_ERROR = "nproc > 1 needs a built-in dataset, a CSV/image-folder path and a catalog or 'layers' model"
@@ -68,15 +72,18 @@ def check_portable(spec: TrainSpec, inline=None, module=None) -> None:
 
 # -- the caller's side: start torchrun, follow its files --------------------------------------
 
-def launch(spec: TrainSpec, run_dir: Path, store: Path, run_id: str, resume: bool = False) -> DistributedRun:
-    """Start ``spec.nproc`` workers under torchrun; returns at once with the run's handle."""
+def launch(spec: TrainSpec, run_dir: Path, store: Path, run_id: str, resume: bool = False,
+           worker_module: str = "nbaimaas.engine.distributed") -> DistributedRun:
+    """Start ``spec.nproc`` workers under torchrun; returns at once with the run's handle.
+
+    ``worker_module`` is what each worker runs with ``-m`` (a seam for fault-injection tests)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "spec.json", spec.to_dict())
-    for stale in (STOP_FILE, RESULT):
+    for stale in (STOP_FILE, RESULT, *(p.name for p in run_dir.glob(RANK_FAILED.format("*")))):
         (run_dir / stale).unlink(missing_ok=True)
     first_seq = next_seq(run_dir / EVENTS)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(spec.nproc),
-           "-m", "nbaimaas.engine.distributed", "--spec", str(run_dir / "spec.json"),
+           "-m", worker_module, "--spec", str(run_dir / "spec.json"),
            "--run-dir", str(run_dir), "--store", str(store), "--watch-pid", str(os.getpid())]
     if resume:
         cmd.append("--resume")
@@ -138,11 +145,12 @@ class DistributedRun:
             raise TrainingError(f"run {self.id} is still running", "wait() for it or stop() it first")
         doc = self._result_doc()
         if doc is None:
+            failure = rank_failure(self.run_dir)     # rank 0 died without a word: another rank's
+            if failure is not None:
+                raise failure
             raise TrainingError(self._crash_message(), f"see {self.run_dir / LOG}")
         if "error" in doc:
-            err = doc["error"]
-            cls = ERRORS_BY_CODE.get(err.get("code"), NbaimaasError)
-            raise cls(err.get("message", "training failed"), err.get("hint"))
+            raise _from_dict(doc["error"])
         return TrainResult.from_dict(doc)
 
     def __repr__(self) -> str:
@@ -173,6 +181,9 @@ class DistributedRun:
             return None
 
     def _crash_message(self) -> str:
+        failure = rank_failure(self.run_dir)
+        if failure is not None:
+            return str(failure)
         try:
             lines = (self.run_dir / LOG).read_text(errors="replace").strip().splitlines()
         except FileNotFoundError:
@@ -243,8 +254,29 @@ class DistShard(Shard):
         return box[0]
 
 
+def _from_dict(err: dict) -> NbaimaasError:
+    cls = ERRORS_BY_CODE.get(err.get("code"), NbaimaasError)
+    return cls(err.get("message", "training failed"), err.get("hint"))
+
+
+def rank_failure(run_dir: Path) -> NbaimaasError | None:
+    """The earliest error a non-zero rank wrote for itself in this attempt, or None."""
+    docs = []
+    for path in run_dir.glob(RANK_FAILED.format("*")):
+        try:
+            docs.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue                                # being written: its rank is not done yet
+    return _from_dict(min(docs, key=lambda d: d["at"])["error"]) if docs else None
+
+
 class _MainRun(LocalRun):
     """Rank 0's run: LocalRun's ending (best weights, registration, RunEnded) around a sharded fit."""
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        # A collective fails with a bare connection error when another rank died first: that
+        # rank's own error (written before it exited) is the cause the user needs.
+        return rank_failure(self.job.run_dir) or super()._failure(exc)
 
     def __init__(self, job: Job, run_id: str, shard: DistShard, stop: threading.Event):
         super().__init__(job, run_id)
@@ -314,8 +346,12 @@ def worker(argv: list[str] | None = None) -> int:
     try:
         shard = DistShard(rank, world, device)
         if rank != 0:
-            data, model = build(spec)
-            fit(LoopContext(spec, data, model, run_dir, lambda *a, **k: None, stop, args.resume, shard))
+            try:
+                data, model = build(spec)
+                fit(LoopContext(spec, data, model, run_dir, lambda *a, **k: None, stop, args.resume, shard))
+            except Exception as exc:
+                atomic_write_json(run_dir / RANK_FAILED.format(rank), {"at": time.time(), "error": _error_dict(exc)})
+                raise
             return 0
         _watch(stop, run_dir, args.watch_pid)
         return _main_rank(spec, run_dir, Path(args.store), shard, stop, args.resume)

@@ -122,12 +122,16 @@ class LocalRun:
         job = self.job
         return LoopContext(job.spec, job.data, job.model, job.run_dir, self.log.emit, self._stop, job.resume)
 
+    def _failure(self, exc: BaseException) -> BaseException:
+        """The error this run reports for ``exc`` (an override point, as ``_context`` is)."""
+        return _as_training_error(exc)
+
     def _main(self) -> None:
         self.status = "running"
         try:
             self._result = self._finish(fit(self._context()))
         except BaseException as exc:  # noqa: BLE001 - every failure must end the run visibly
-            self._error = _as_training_error(exc)
+            self._error = self._failure(exc)
             self.status = "failed"
             self.log.emit(RunEnded, status="failed", message=str(self._error))
         finally:

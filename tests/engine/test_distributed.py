@@ -7,6 +7,7 @@ torch), so the runs here are few and small.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,22 @@ def test_service_worker_trains_a_job_on_two_processes(tmp_path):
     assert logged[0]["kind"] == "RunStarted" and logged[-1]["kind"] == "RunEnded"
     assert [d["seq"] for d in logged] == list(range(len(logged)))
     assert [d["epoch"] for d in logged if d["kind"] == "EpochEnded"] == [1, 2]
+
+
+def test_a_failure_on_another_rank_is_reported_as_that_ranks_error(tmp_path):
+    from nbaimaas.engine.distributed import launch
+    from nbaimaas.errors import TrainingError
+
+    spec = TrainSpec.from_dict({"data": {"name": "digits", "limit": 400}, "model": {"arch": "mlp"},
+                                "epochs": 2, "batch_size": 40, "nproc": 2})
+    run = launch(spec, tmp_path / "run", tmp_path / "store", "run-fail",
+                 worker_module="tests.engine.fail_rank1_worker")
+    ended = _follow(run)[-1]
+    cause = "loss became NaN at epoch 1, step 3 (rank 1)"
+    assert ended.status == "failed" and cause in ended.message, ended.message
+    with pytest.raises(TrainingError, match=re.escape(cause)):
+        run.result()
+    assert run.status == "failed"
 
 
 def test_in_process_data_and_modules_cannot_cross_processes():
