@@ -52,7 +52,7 @@ class MicroBatcher:
         self.expected = 0                   # requests announced by expect(), not yet submitted
         self.cost_s: dict[int, float] = {}  # rows bucket -> recent seconds per pass (moving average)
         self._strikes: dict[int, int] = {}  # bucket -> slow passes on the loop in a row
-        # Counters of what the batcher did and decided (for tests and /stats).
+        # Counters of what the batcher did and decided (for tests and GET /v1/stats).
         self.batches = 0                    # forward passes run
         self.served = 0                     # requests answered by them
         self.inline = 0                     # forward passes run on the event loop
@@ -88,6 +88,14 @@ class MicroBatcher:
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._loop(), name=f"batcher-{self.name}")
         return await future
+
+    def stats(self) -> dict:
+        """What the batcher did and decided so far (``GET /v1/stats``)."""
+        return {"batches": self.batches, "served": self.served, "inline": self.inline,
+                "waits": self.waits, "largest": self.largest, "queued": self._queue.qsize(),
+                # per bucket of rows ("1", "2-3", "4-7", ...): recent ms per pass
+                "ms_per_pass": {_rows_label(k): round(v * 1e3, 3) for k, v in sorted(self.cost_s.items())},
+                "on_thread_for_good": sorted(_rows_label(k) for k, n in self._strikes.items() if n >= _STRIKES)}
 
     @property
     def idle(self) -> bool:
@@ -191,6 +199,11 @@ def _bucket(items: list) -> int:
     return sum(getattr(item, "rows", 1) for item in items).bit_length()
 
 
+def _rows_label(bucket: int) -> str:
+    low, high = 1 << (bucket - 1), (1 << bucket) - 1
+    return str(low) if low == high else f"{low}-{high}"
+
+
 class _Slot:
     """One announced request: leaves the announced count the moment it is queued (or given up)."""
 
@@ -239,6 +252,9 @@ class Batchers:
         if len(self._by_ref) >= keep:
             for ref in [r for r, b in self._by_ref.items() if b.idle]:
                 del self._by_ref[ref]
+
+    def stats(self) -> dict:
+        return {ref: batcher.stats() for ref, batcher in self._by_ref.items()}
 
     def __getitem__(self, ref: str) -> MicroBatcher:
         return self._by_ref[ref]

@@ -53,6 +53,26 @@ def test_concurrent_requests_share_forward_passes(trained):
         np.testing.assert_allclose(r.json()["probabilities"], alone.probabilities, atol=1e-5)
 
 
+def test_stats_show_what_the_batcher_did(trained):
+    store, _, images = trained
+    app = create_app(store, max_wait=0.01)
+    asyncio.run(_gather(app, store, images, 16))
+
+    async def stats():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            token = (store / "token.predict").read_text().strip()      # the read-only token will do
+            return (await client.get("/v1/stats", headers={"Authorization": f"Bearer {token}"})).json()
+
+    got = asyncio.run(stats())["predict"]["tiny:1"]
+    batcher = app.state.ctx.batchers["tiny:1"]
+    assert got["served"] == 16 and got["batches"] == batcher.batches < 16
+    assert got["largest"] == batcher.largest > 1 and got["queued"] == 0
+    # passes are timed per bucket of rows: "1", "2-3", "4-7", ...
+    assert set(got["ms_per_pass"]) <= {"1", "2-3", "4-7", "8-15", "16-31"} and got["ms_per_pass"]
+    assert all(ms > 0 for ms in got["ms_per_pass"].values()) and got["on_thread_for_good"] == []
+
+
 def test_full_queue_answers_503_with_retry_after(trained):
     store, _, images = trained
     app = create_app(store, max_batch=1, max_queue=1)

@@ -19,6 +19,15 @@ async def health() -> dict:
     return {"status": "ok", "service": "nbaimaas", "version": __version__}
 
 
+@router.get("/stats", tags=["service"], summary="Prediction batching per model version",
+            description="For each exact version predicted since the service started: forward passes, "
+                        "requests served, passes run on the event loop, waits for announced requests, "
+                        "the largest batch, recent milliseconds per pass by batch size in rows, and the "
+                        "sizes moved to the inference thread for good.")
+async def stats(ctx: ServiceContext = Depends(get_ctx)) -> dict:
+    return {"predict": ctx.batchers.stats()}
+
+
 @router.get("/datasets", tags=["catalog"], summary="The built-in datasets")
 async def datasets(ctx: ServiceContext = Depends(get_ctx)) -> list:
     return [d.to_dict() for d in await to_thread(ctx.backend.datasets)]
