@@ -41,6 +41,7 @@ __all__ = [
     "RateLimited",
     "AuthError",
     "unknown_name",
+    "error_from_dict",
 ]
 
 
@@ -136,3 +137,11 @@ ERRORS_BY_CODE = {
         ServiceError, ServiceUnavailable, RateLimited, AuthError,
     )
 }
+
+
+def error_from_dict(data: dict, default: str = "failed") -> NbaimaasError:
+    """The exception a ``NbaimaasError.to_dict()`` came from (its class by ``code``), as read back
+    from a job's or a distributed run's files."""
+    cls = ERRORS_BY_CODE.get(data.get("code"), NbaimaasError)
+    return cls(data.get("message", default), data.get("hint"))
+

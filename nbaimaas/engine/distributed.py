@@ -49,7 +49,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import ERRORS_BY_CODE, NbaimaasError, TrainingError, UserError
+from ..errors import NbaimaasError, TrainingError, UserError, error_from_dict
 from ..events import Event, RunEnded, event_from_dict
 from ..results import TrainResult
 from ..specs import TrainSpec
@@ -150,7 +150,7 @@ class DistributedRun:
                 raise failure
             raise TrainingError(self._crash_message(), f"see {self.run_dir / LOG}")
         if "error" in doc:
-            raise _from_dict(doc["error"])
+            raise error_from_dict(doc["error"], "training failed")
         return TrainResult.from_dict(doc)
 
     def __repr__(self) -> str:
@@ -254,11 +254,6 @@ class DistShard(Shard):
         return box[0]
 
 
-def _from_dict(err: dict) -> NbaimaasError:
-    cls = ERRORS_BY_CODE.get(err.get("code"), NbaimaasError)
-    return cls(err.get("message", "training failed"), err.get("hint"))
-
-
 def rank_failure(run_dir: Path) -> NbaimaasError | None:
     """The earliest error a non-zero rank wrote for itself in this attempt, or None."""
     docs = []
@@ -267,7 +262,7 @@ def rank_failure(run_dir: Path) -> NbaimaasError | None:
             docs.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue                                # being written: its rank is not done yet
-    return _from_dict(min(docs, key=lambda d: d["at"])["error"]) if docs else None
+    return error_from_dict(min(docs, key=lambda d: d["at"])["error"], "training failed") if docs else None
 
 
 class _MainRun(LocalRun):

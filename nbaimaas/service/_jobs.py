@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConflictError, NotFoundError, UserError, ERRORS_BY_CODE, NbaimaasError
+from ..errors import ConflictError, NotFoundError, UserError, error_from_dict
 from ..engine.store import append_event, atomic_write_json, inside, read_events, read_json
 
 __all__ = ["JobStore", "JOB_ID", "TERMINAL", "new_job_id", "lock_held"]
@@ -181,7 +181,7 @@ class JobStore:
         """The status once the worker has built the job (or failed to); raises its user error."""
         st = self.status(job_id)
         if st["status"] == "failed" and st.get("error"):
-            raise error_from_dict(st["error"])
+            raise error_from_dict(st["error"], "job failed")
         return st
 
     def result(self, job_id: str) -> dict:
@@ -195,18 +195,13 @@ class JobStore:
             raise err
         doc = read_json(folder / "result.json")
         if "error" in doc:
-            raise error_from_dict(doc["error"])
+            raise error_from_dict(doc["error"], "job failed")
         return doc
 
     def close(self) -> None:
         for proc in self._procs.values():
             if proc.poll() is None:
                 proc.terminate()
-
-
-def error_from_dict(data: dict) -> NbaimaasError:
-    cls = ERRORS_BY_CODE.get(data.get("code"), NbaimaasError)
-    return cls(data.get("message", "job failed"), data.get("hint"))
 
 
 def _worker_env() -> dict:
