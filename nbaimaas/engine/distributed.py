@@ -51,6 +51,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import NbaimaasError, TrainingError, UserError, error_from_dict
 from ..events import Event, RunEnded, event_from_dict
+from ..paths import child_env
 from ..results import TrainResult
 from ..specs import TrainSpec
 from .loop import LoopContext, Shard, fit, pick_device
@@ -90,7 +91,7 @@ def launch(spec: TrainSpec, run_dir: Path, store: Path, run_id: str, resume: boo
     with open(run_dir / LOG, "ab") as log:
         # Its own session: a Ctrl-C meant for the notebook or the CLI becomes run.stop(), not a kill.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=_worker_env(), start_new_session=True)
+                                env=child_env(), start_new_session=True)
     return DistributedRun(run_id, run_dir, proc, first_seq)
 
 
@@ -191,13 +192,6 @@ class DistributedRun:
         errors = [line for line in lines if "Error" in line]
         last = (errors or lines or ["no output"])[-1].strip()
         return f"distributed training ended without a result (exit code {self._proc.returncode}): {last}"
-
-
-def _worker_env() -> dict:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])      # the workers import this very package
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
 
 
 # -- the workers' side -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import ConflictError, NotFoundError, UserError, error_from_dict
 from ..engine.store import append_event, atomic_write_json, inside, read_events, read_json
+from ..paths import child_env
 
 __all__ = ["JobStore", "JOB_ID", "TERMINAL", "new_job_id", "lock_held"]
 
@@ -155,7 +156,7 @@ class JobStore:
             cmd.append("--resume")
         with open(folder / "worker.log", "ab") as log:
             self._procs[job_id] = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_worker_env())
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env())
 
     def stop(self, job_id: str) -> dict:
         """SIGTERM: the worker stops at a batch boundary and keeps its best checkpoint."""
@@ -202,11 +203,3 @@ class JobStore:
         for proc in self._procs.values():
             if proc.poll() is None:
                 proc.terminate()
-
-
-def _worker_env() -> dict:
-    env = dict(os.environ)
-    # The worker imports this very package, wherever it was imported from.
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env

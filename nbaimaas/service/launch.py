@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 __all__ = ["run_server", "serve_in_background", "is_loopback", "READY_PREFIX"]
 
@@ -74,13 +73,14 @@ def serve_in_background(store: str | os.PathLike | None = None, port: int = 0, h
                         timeout: float = 60.0) -> tuple[str, subprocess.Popen]:
     """Start ``nbaimaas serve`` as a child process; return (url, process) once /v1/health answers."""
     from ..engine.store import home
+    from ..paths import child_env
 
     root = home(store)
     log = open(root / "service.log", "ab")
     cmd = [sys.executable, "-m", "nbaimaas.cli", "serve", "--store", str(root), "--host", host,
            "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                            env=_env())
+                            env=child_env())
     log.close()
     try:
         url = _read_url(proc, timeout)
@@ -128,10 +128,3 @@ def _failed(proc, what: str):
 
     return ServiceUnavailable(f"the nbaimaas service {what} (exit code {proc.poll()})",
                               "see service.log in the store")
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
